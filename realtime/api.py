@@ -1,0 +1,21 @@
+"""High-level helpers for the Python API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from .stylizer import Stylizer
+from .video import VideoSummary
+from .video import stylize_video as _stylize_frames
+
+
+def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike | None = None, *,
+                  style: str | os.PathLike | Sequence[str | os.PathLike], style_weights: Sequence[float] | None = None,
+                  model: str = "default", device: str = "auto", alpha: float = 1.0,
+                  preserve_color: str | None = None, max_size: int | None = None, overwrite: bool = False,
+                  progress: bool = True) -> VideoSummary:
+    """Stylise a whole video file; returns the summary (frames, size, rate, audio, timing)."""
+    stylizer = Stylizer(model=model, device=device, alpha=alpha, preserve_color=preserve_color, max_size=max_size)
+    stylizer.set_style(style, style_weights)
+    return _stylize_frames(input_path, output, process=stylizer.stylize, overwrite=overwrite, progress=progress)

@@ -1,0 +1,190 @@
+"""Command line: ``stylize`` (subcommands) and ``stylize-video`` (= ``stylize video``).
+
+Thin functions over the library. Parsers are built inside main(); heavy imports happen
+after parsing; user errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
+
+
+def _add_style_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--style", action="append", required=True, metavar="IMG",
+                   help="style picture; repeat to mix several styles")
+    p.add_argument("--style-weights", type=float, nargs="+", metavar="W", help="one weight per --style")
+    p.add_argument("--alpha", type=_alpha, default=1.0, help="style strength, 0..1 (default 1)")
+    p.add_argument("--preserve-color", nargs="?", const="luminance", choices=["luminance", "match"],
+                   help="keep the content's colours (luminance: transfer brightness only; "
+                        "match: recolour the style to the content first)")
+    p.add_argument("--model", default="default", help="registered name (see 'stylize models list') or a path")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--max-size", type=_positive_int, metavar="N",
+                   help="stylise at most N px on the long side; the output keeps the input's size")
+    p.add_argument("--cache-dir", help="where downloaded weights are kept (default: user cache, "
+                                       "or $REALTIME_STYLE_CACHE)")
+
+
+def _check_style_weights(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.style_weights is not None and len(args.style_weights) != len(args.style):
+        p.error(f"--style-weights has {len(args.style_weights)} values for {len(args.style)} --style images")
+
+
+def _video_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="video file")
+    p.add_argument("-o", "--output", help="output video (.mp4, .mkv, .mov); default: INPUT_stylized.mp4 beside it")
+    _add_style_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _make_stylizer(args: argparse.Namespace, with_style: bool = True):
+    from .stylizer import Stylizer
+
+    stylizer = Stylizer(model=args.model, device=args.device, alpha=args.alpha,
+                        preserve_color=args.preserve_color, max_size=args.max_size, cache_dir=args.cache_dir)
+    if with_style:
+        stylizer.set_style(args.style, args.style_weights)
+    return stylizer
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .video import check_output, default_output, open_input, stylize_video
+
+    inp = Path(args.input)
+    out = Path(args.output) if args.output else default_output(inp)
+    open_input(inp).close()  # bad input fails before a model is loaded
+    check_output(inp, out, args.overwrite)
+    stylizer = _make_stylizer(args)
+    summary = stylize_video(inp, out, process=stylizer.stylize, overwrite=args.overwrite,
+                            progress=not (args.quiet or args.json))
+    for w in summary.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(json.dumps(summary.to_dict()) if args.json else summary.line())
+    return 0
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from .batch import stylize_images
+
+    stylizer = _make_stylizer(args, with_style=False)
+    report = stylize_images(Path(args.content), [Path(s) for s in args.style], Path(args.output), stylizer,
+                            style_weights=args.style_weights, overwrite=args.overwrite)
+    for path in report.written:
+        print(f"wrote {path}")
+    for name, why in report.failed:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    if report.failed:
+        print(f"{len(report.written)} written, {len(report.failed)} skipped", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .errors import UnknownModelError
+    from .registry import default_model, file_status, get_spec, registry, resolve
+
+    specs = registry()
+    if args.action == "list":
+        for name, spec in sorted(specs.items()):
+            status = ", ".join(f"{wf.filename}: {file_status(wf, args.cache_dir)}" for wf in spec.files)
+            mark = " (default)" if name == default_model() else ""
+            print(f"{name}{mark}: {spec.description} [{status}]")
+        return 0
+    names = args.names or (sorted(specs) if args.action == "verify" else [])
+    if not names:
+        raise UnknownModelError(f"name a model to pull; known models: {', '.join(sorted(specs))}")
+    bad = 0
+    for name in names:
+        if args.action == "pull":
+            _, paths = resolve(name, args.cache_dir)
+            for role, path in paths.items():
+                print(f"{name} {role}: {path} (sha256 verified)")
+        else:
+            for wf in get_spec(name).files:
+                status = file_status(wf, args.cache_dir)
+                bad += status == "corrupt"
+                print(f"{name} {wf.filename}: {status}")
+    return 1 if bad else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    print(report(args.cache_dir))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stylize", description="Restyle videos and pictures after any picture.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _video_parser(sub.add_parser("video", help="stylise a video file (audio, frame rate and size kept)"))
+    img = sub.add_parser("image", help="stylise a picture, or every picture in a folder")
+    img.add_argument("content", help="picture or folder of pictures")
+    img.add_argument("-o", "--output", required=True, help="output picture, or folder for batches")
+    _add_style_options(img)
+    img.add_argument("--overwrite", action="store_true")
+    models = sub.add_parser("models", help="list, download or verify model weights")
+    models.add_argument("action", choices=["list", "pull", "verify"])
+    models.add_argument("names", nargs="*")
+    models.add_argument("--cache-dir")
+    doctor = sub.add_parser("doctor", help="devices, backends, codecs and bundled models")
+    doctor.add_argument("--cache-dir")
+    return parser
+
+
+COMMANDS = {"video": cmd_video, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor}
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .errors import StylizeError
+
+    if getattr(args, "style", None) is not None:
+        _check_style_weights(parser, args)
+    try:
+        return COMMANDS[args.command](args)
+    except StylizeError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as e:
+        print(f"{parser.prog}: interrupted. {e}".rstrip(), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return _run(parser, args)
+
+
+def stylize_video_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stylize-video",
+                                     description="Stylise a whole video after a picture; audio, frame rate and size kept.")
+    _video_parser(parser)
+    args = parser.parse_args(argv)
+    args.command = "video"
+    return _run(parser, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Style models: an encoder and a decoder around AdaIN, built from the registry or a path."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import nets
+from .adain import adain_with_stats, blend_alpha, calc_mean_std
+from .errors import InputNotFoundError, WeightsError
+from .registry import ModelSpec, get_spec, resolve
+
+
+class StyleModel(nn.Module):
+    """encoder: RGB [0, 1] (N, 3, H, W) -> features; decoder: features -> RGB.
+
+    H and W must be multiples of ``stride``; the Stylizer pads and crops.
+    """
+
+    def __init__(self, name: str, encoder: nets.Encoder, decoder: nn.Module):
+        super().__init__()
+        self.name = name
+        self.encoder = encoder
+        self.decoder = decoder
+        self.stride = encoder.stride
+
+    def style_stats(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return calc_mean_std(self.encoder(style))
+
+    def forward(self, content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+                alpha: float = 1.0, content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        feat = self.encoder(content)
+        t = adain_with_stats(feat, style_mean, style_std, content_stats)
+        if alpha < 1.0:
+            t = blend_alpha(feat, t, alpha)
+        return self.decoder(t)
+
+
+def _torch_load(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a plain state dict"
+        raise WeightsError(f"{path} is not a plain PyTorch state dict ({type(e).__name__}); "
+                           f"only weights_only checkpoints are loaded") from e
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, expected a state dict")
+    return state
+
+
+def _strict(module: nn.Module, state: dict, path: Path) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0:2]
+        raise WeightsError(f"{path} does not match the expected layout: {' '.join(first)}") from e
+
+
+def load_adain_vgg19(encoder_path: Path, decoder_path: Path, name: str = "adain-vgg19") -> StyleModel:
+    """The published pytorch-AdaIN pair (vgg_normalised.pth + decoder.pth)."""
+    vgg = nets.vgg_normalised()
+    _strict(vgg, _torch_load(encoder_path), encoder_path)
+    decoder = nets.adain_decoder()
+    _strict(decoder, _torch_load(decoder_path), decoder_path)
+    return StyleModel(name, nets.vgg19_encoder(vgg), decoder).eval()
+
+
+def load_student(path: Path, name: str | None = None) -> StyleModel:
+    """One of our own safetensors files (encoder.* and decoder.* tensors, config in metadata)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(f"{path} is not a readable safetensors file: {e}") from e
+    if meta.get("format") != "realtime-style-student":
+        raise WeightsError(f"{path} is not a realtime-style model (metadata format={meta.get('format')!r})")
+    cfg = nets.StudentConfig.from_dict(json.loads(meta["student"]))
+    encoder = nets.student_encoder(cfg)
+    decoder = nets.student_decoder(cfg)
+    _strict(encoder.layers, {k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")}, path)
+    _strict(decoder, {k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}, path)
+    return StyleModel(name or path.stem, encoder, decoder).eval()
+
+
+def save_student(encoder: nets.Encoder, decoder: nn.Module, cfg: nets.StudentConfig, path: str | os.PathLike,
+                 metadata: dict[str, str] | None = None) -> Path:
+    """Write a student pair as one safetensors file that ``load_student`` reads back."""
+    from safetensors.torch import save_file
+
+    tensors = {f"encoder.{k}": v.detach().contiguous() for k, v in encoder.layers.state_dict().items()}
+    tensors.update({f"decoder.{k}": v.detach().contiguous() for k, v in decoder.state_dict().items()})
+    meta = {"format": "realtime-style-student", "student": json.dumps(cfg.to_dict()), **(metadata or {})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def build_from_spec(spec: ModelSpec, paths: dict[str, Path]) -> StyleModel:
+    if spec.arch == "adain-vgg19":
+        return load_adain_vgg19(paths["encoder"], paths["decoder"], spec.name)
+    if spec.arch == "student":
+        return load_student(paths["weights"], spec.name)
+    raise WeightsError(f"model {spec.name} has unknown architecture {spec.arch!r}")
+
+
+def load_model(model: str | os.PathLike = "default", cache: str | os.PathLike | None = None,
+               allow_download: bool = True) -> StyleModel:
+    """A registered name ("default", "lite", "adain-vgg19"), a .safetensors file of ours,
+    or a folder holding vgg_normalised.pth and decoder.pth."""
+    text = os.fspath(model)
+    path = Path(text)
+    looks_like_path = os.sep in text or path.suffix in (".safetensors", ".pth") or path.exists()
+    if looks_like_path:
+        if not path.exists():
+            raise InputNotFoundError(f"model file not found: {path}")
+        if path.is_dir():
+            enc, dec = path / "vgg_normalised.pth", path / "decoder.pth"
+            if not (enc.exists() and dec.exists()):
+                raise WeightsError(f"{path} should hold vgg_normalised.pth and decoder.pth")
+            return load_adain_vgg19(enc, dec, path.name)
+        return load_student(path)
+    spec = get_spec(text)
+    spec, paths = resolve(spec.name, cache, allow_download)
+    return build_from_spec(spec, paths)

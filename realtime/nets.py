@@ -1,0 +1,241 @@
+"""Networks, declared as data.
+
+- ``vgg_normalised()`` / ``adain_decoder()``: the exact layouts of the published
+  pytorch-AdaIN checkpoints (``vgg_normalised.pth``, ``decoder.pth``), so they load with
+  strict keys.
+- ``student_encoder()`` / ``student_decoder()``: our configurable VGG-style family
+  (width multiplier, depth to relu3_1 or relu4_1, optional depthwise-separable blocks,
+  optional fast stem) used for the models we train ourselves.
+- ``vgg16_teacher()``: ImageNet VGG-16 to relu4_1 (Caffe weights), the teacher and loss network.
+
+Every encoder takes RGB in [0, 1], shape (N, 3, H, W), and every decoder returns RGB
+that is roughly in [0, 1] (callers clamp). Models come from these factories only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+class Encoder(nn.Module):
+    """A Sequential plus the indices of its named ReLU outputs (taps)."""
+
+    def __init__(self, layers: nn.Sequential, taps: dict[str, int], stride: int):
+        super().__init__()
+        self.layers = layers
+        self.taps = dict(taps)
+        self.stride = stride
+        self.out_channels = _last_conv(layers).out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def features(self, x: torch.Tensor, names: tuple[str, ...] = TAPS) -> dict[str, torch.Tensor]:
+        """The tapped activations named in ``names``, running only as deep as needed."""
+        wanted = {self.taps[n]: n for n in names}
+        out: dict[str, torch.Tensor] = {}
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i in wanted:
+                out[wanted[i]] = x
+                if len(out) == len(wanted):
+                    break
+        return out
+
+
+def _last_conv(layers: nn.Sequential) -> nn.Conv2d:
+    convs = [m for m in layers.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1]
+
+
+# --- published pytorch-AdaIN layouts --------------------------------------------------------
+
+def _pad() -> nn.ReflectionPad2d:
+    return nn.ReflectionPad2d((1, 1, 1, 1))
+
+
+def _pool() -> nn.MaxPool2d:
+    return nn.MaxPool2d((2, 2), (2, 2), (0, 0), ceil_mode=True)
+
+
+def vgg_normalised() -> nn.Sequential:
+    """The 53-module VGG-19 of ``vgg_normalised.pth``; module 0 folds in the preprocessing."""
+    return nn.Sequential(
+        nn.Conv2d(3, 3, (1, 1)),
+        _pad(), nn.Conv2d(3, 64, (3, 3)), nn.ReLU(),  # relu1_1 (3)
+        _pad(), nn.Conv2d(64, 64, (3, 3)), nn.ReLU(),  # relu1_2
+        _pool(),
+        _pad(), nn.Conv2d(64, 128, (3, 3)), nn.ReLU(),  # relu2_1 (10)
+        _pad(), nn.Conv2d(128, 128, (3, 3)), nn.ReLU(),  # relu2_2
+        _pool(),
+        _pad(), nn.Conv2d(128, 256, (3, 3)), nn.ReLU(),  # relu3_1 (17)
+        _pad(), nn.Conv2d(256, 256, (3, 3)), nn.ReLU(),  # relu3_2
+        _pad(), nn.Conv2d(256, 256, (3, 3)), nn.ReLU(),  # relu3_3
+        _pad(), nn.Conv2d(256, 256, (3, 3)), nn.ReLU(),  # relu3_4
+        _pool(),
+        _pad(), nn.Conv2d(256, 512, (3, 3)), nn.ReLU(),  # relu4_1 (30)
+        _pad(), nn.Conv2d(512, 512, (3, 3)), nn.ReLU(),  # relu4_2
+        _pad(), nn.Conv2d(512, 512, (3, 3)), nn.ReLU(),  # relu4_3
+        _pad(), nn.Conv2d(512, 512, (3, 3)), nn.ReLU(),  # relu4_4
+        _pool(),
+        _pad(), nn.Conv2d(512, 512, (3, 3)), nn.ReLU(),  # relu5_1
+        _pad(), nn.Conv2d(512, 512, (3, 3)), nn.ReLU(),  # relu5_2
+        _pad(), nn.Conv2d(512, 512, (3, 3)), nn.ReLU(),  # relu5_3
+        _pad(), nn.Conv2d(512, 512, (3, 3)), nn.ReLU(),  # relu5_4
+    )
+
+
+VGG19_TAPS = {"relu1_1": 3, "relu2_1": 10, "relu3_1": 17, "relu4_1": 30}
+
+
+def vgg19_encoder(full: nn.Sequential) -> Encoder:
+    """Inference keeps modules [:31], up to relu4_1."""
+    return Encoder(nn.Sequential(*list(full.children())[:31]), VGG19_TAPS, stride=8)
+
+
+def adain_decoder() -> nn.Sequential:
+    """The 29-module decoder of ``decoder.pth`` (relu4_1, 512 channels -> RGB)."""
+    return nn.Sequential(
+        _pad(), nn.Conv2d(512, 256, (3, 3)), nn.ReLU(),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        _pad(), nn.Conv2d(256, 256, (3, 3)), nn.ReLU(),
+        _pad(), nn.Conv2d(256, 256, (3, 3)), nn.ReLU(),
+        _pad(), nn.Conv2d(256, 256, (3, 3)), nn.ReLU(),
+        _pad(), nn.Conv2d(256, 128, (3, 3)), nn.ReLU(),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        _pad(), nn.Conv2d(128, 128, (3, 3)), nn.ReLU(),
+        _pad(), nn.Conv2d(128, 64, (3, 3)), nn.ReLU(),
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        _pad(), nn.Conv2d(64, 64, (3, 3)), nn.ReLU(),
+        _pad(), nn.Conv2d(64, 3, (3, 3)),
+    )
+
+
+# --- our student family ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Shape of a student encoder/decoder pair.
+
+    width: multiplier on VGG's 64/128/256/512 channels.
+    depth: 3 (up to relu3_1) or 4 (up to relu4_1).
+    separable: depthwise-separable 3x3 blocks except the first conv.
+    fast_stem: stride-2 first conv and a pixel-shuffle output, so no layer but the first
+        and last touches full resolution (the full-resolution layers are memory bound on CPU).
+    decoder_width: multiplier for the decoder (defaults to width).
+    """
+
+    width: float = 0.25
+    depth: int = 4
+    separable: bool = False
+    fast_stem: bool = True
+    decoder_width: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.depth not in (3, 4):
+            raise ValueError(f"depth must be 3 or 4, got {self.depth}")
+        if not 0 < self.width <= 1 or (self.decoder_width is not None and not 0 < self.decoder_width <= 1):
+            raise ValueError("width multipliers must be in (0, 1]")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StudentConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def channels(self, decoder: bool = False) -> list[int]:
+        w = self.decoder_width if decoder and self.decoder_width is not None else self.width
+        return [max(8, int(round(c * w))) for c in (64, 128, 256, 512)][: self.depth]
+
+    @property
+    def stride(self) -> int:
+        return 2 ** (self.depth - 1) * (2 if self.fast_stem else 1)
+
+
+def _block(cin: int, cout: int, separable: bool) -> list[nn.Module]:
+    if separable:
+        return [nn.Conv2d(cin, cin, 3, 1, 1, groups=cin), nn.Conv2d(cin, cout, 1), nn.ReLU()]
+    return [nn.Conv2d(cin, cout, 3, 1, 1), nn.ReLU()]
+
+
+def student_encoder(cfg: StudentConfig) -> Encoder:
+    """VGG-style encoder; relu1_1 ... relu{depth}_1 tapped. Input RGB [0, 1]."""
+    c = cfg.channels()
+    stem_stride = 2 if cfg.fast_stem else 1
+    layers: list[nn.Module] = [nn.Conv2d(3, c[0], 3, stem_stride, 1), nn.ReLU()]  # relu1_1
+    taps = {"relu1_1": 1}
+    for level in range(1, cfg.depth):
+        layers += _block(c[level - 1], c[level - 1], cfg.separable)  # relu{level}_2
+        layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+        layers += _block(c[level - 1], c[level], cfg.separable)  # relu{level+1}_1
+        taps[f"relu{level + 1}_1"] = len(layers) - 1
+    return Encoder(nn.Sequential(*layers), taps, stride=cfg.stride)
+
+
+def student_decoder(cfg: StudentConfig) -> nn.Sequential:
+    """Mirror of the encoder: features at relu{depth}_1 -> RGB at the input size."""
+    enc = cfg.channels()
+    c = cfg.channels(decoder=True)
+    layers: list[nn.Module] = _block(enc[-1], c[-2], cfg.separable)
+    layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+    for level in range(cfg.depth - 2, 0, -1):
+        layers += _block(c[level], c[level], cfg.separable)
+        layers += _block(c[level], c[level - 1], cfg.separable)
+        layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+    layers += _block(c[0], c[0], cfg.separable)
+    if cfg.fast_stem:
+        layers += [nn.Conv2d(c[0], 12, 3, 1, 1), nn.PixelShuffle(2)]
+    else:
+        layers.append(nn.Conv2d(c[0], 3, 3, 1, 1))
+    return nn.Sequential(*layers)
+
+
+# --- teacher ----------------------------------------------------------------------------------
+
+VGG16_BLOCKS = (("block1_conv1", 3, 64), ("block1_conv2", 64, 64), "pool",
+                ("block2_conv1", 64, 128), ("block2_conv2", 128, 128), "pool",
+                ("block3_conv1", 128, 256), ("block3_conv2", 256, 256), ("block3_conv3", 256, 256), "pool",
+                ("block4_conv1", 256, 512))
+VGG16_TAPS = {"relu1_1": 2, "relu2_1": 7, "relu3_1": 12, "relu4_1": 19}
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+class CaffePreprocess(nn.Module):
+    """RGB [0, 1] -> BGR x 255 - ImageNet mean (the Caffe VGG convention)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flip(1) * 255.0 - self.mean
+
+
+def vgg16_teacher(state: dict[str, torch.Tensor] | None = None) -> Encoder:
+    """VGG-16 conv layers to relu4_1 (stride 8). ``state`` uses the ``blockB_convK`` keys."""
+    layers: list[nn.Module] = [CaffePreprocess()]
+    names: list[tuple[int, str]] = []
+    for spec in VGG16_BLOCKS:
+        if spec == "pool":
+            layers.append(nn.MaxPool2d(2, 2))
+            continue
+        name, cin, cout = spec
+        names.append((len(layers), name))
+        layers += [nn.Conv2d(cin, cout, 3, 1, 1), nn.ReLU()]
+    seq = nn.Sequential(*layers)
+    if state is not None:
+        mapped = {}
+        for idx, name in names:
+            mapped[f"{idx}.weight"] = state[f"{name}.weight"]
+            mapped[f"{idx}.bias"] = state[f"{name}.bias"]
+        seq.load_state_dict(mapped, strict=True)
+    enc = Encoder(seq, VGG16_TAPS, stride=8)
+    enc.requires_grad_(False)
+    return enc.eval()

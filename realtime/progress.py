@@ -1,0 +1,49 @@
+"""A one-line progress bar on stderr with fps and ETA (no dependency, quiet when not a TTY)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, total: int | None, label: str = "", enabled: bool = True, min_interval: float = 0.25):
+        self.total = total if total and total > 0 else None
+        self.label = label
+        self.enabled = enabled
+        self.count = 0
+        self.start = time.perf_counter()
+        self._last = 0.0
+        self._min_interval = min_interval if sys.stderr.isatty() else 5.0
+
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        now = time.perf_counter()
+        if self.enabled and now - self._last >= self._min_interval:
+            self._last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = now - self.start
+        fps = self.count / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            frac = min(1.0, self.count / self.total)
+            eta = (self.total - self.count) / fps if fps > 0 else float("inf")
+            bar = "#" * int(frac * 30)
+            text = (f"{self.label} [{bar:<30}] {self.count}/{self.total} {fps:5.1f} fps "
+                    f"ETA {eta:4.0f}s" if eta != float("inf") else f"{self.label} {self.count}/{self.total}")
+        else:
+            text = f"{self.label} {self.count} frames {fps:5.1f} fps"
+        end = "\r" if sys.stderr.isatty() else "\n"
+        sys.stderr.write(text + end)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.perf_counter())
+            if sys.stderr.isatty():
+                sys.stderr.write("\n")
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,140 @@
+"""The Python API: ``Stylizer`` turns uint8 RGB frames into stylised uint8 RGB frames."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .adain import calc_mean_std, keep_content_colour, match_colour, mix_style_stats
+from .errors import InputTooLargeError
+from .frames import check_rgb8, rgb8_to_tensor, tensor_to_rgb8
+from .images import load_image, resize_long_side
+from .model import StyleModel, load_model
+
+StyleInput = str | os.PathLike | np.ndarray
+PRESERVE_MODES = ("luminance", "match")
+MAX_UNGUIDED_SIDE = 4096  # larger frames need --max-size (8K at full size needs several GB)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(device)
+
+
+class Stylizer:
+    """Stylise frames after one style image, or a weighted mix of several.
+
+    >>> s = Stylizer(model="default", device="auto")
+    >>> s.set_style("art.jpg")
+    >>> out = s.stylize(frame)  # frame: uint8 (H, W, 3) RGB; out: same shape and dtype
+
+    alpha: style strength in [0, 1]. preserve_color: None, "luminance" (keep the content's
+    colours, transfer luminance only) or "match" (colour-match the style to the content
+    first). max_size: stylise at most this many pixels on the long side and scale the result
+    back, so the output always has the input's size. style_size: long side the style image
+    is encoded at.
+    """
+
+    def __init__(self, model: str | os.PathLike | StyleModel = "default", device: str = "auto",
+                 alpha: float = 1.0, preserve_color: str | None = None, max_size: int | None = None,
+                 style_size: int = 512, cache_dir: str | os.PathLike | None = None):
+        self.device = pick_device(device)
+        self.model = model if isinstance(model, StyleModel) else load_model(model, cache=cache_dir)
+        self.model.to(self.device).eval()
+        self.alpha = alpha
+        if preserve_color not in (None, *PRESERVE_MODES):
+            raise ValueError(f"preserve_color must be one of {PRESERVE_MODES} or None, got {preserve_color!r}")
+        self.preserve_color = preserve_color
+        self.max_size = max_size
+        self.style_size = style_size
+        self._styles: list[np.ndarray] = []
+        self._weights: list[float] | None = None
+        self._stats: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {value}")
+        self._alpha = float(value)
+
+    # --- styles ---------------------------------------------------------------------------
+    def set_style(self, styles: StyleInput | Sequence[StyleInput], weights: Sequence[float] | None = None) -> None:
+        """Load and encode the style image(s) once; every later frame reuses the statistics."""
+        if isinstance(styles, (str, os.PathLike, np.ndarray)):
+            styles = [styles]
+        images = []
+        for s in styles:
+            if isinstance(s, np.ndarray):
+                check_rgb8(s, "style")
+                images.append(resize_long_side(s, self.style_size) if max(s.shape[:2]) > self.style_size else s)
+            else:
+                images.append(load_image(Path(s), max_side=self.style_size))
+        if weights is not None and len(weights) != len(images):
+            raise ValueError(f"got {len(weights)} style weights for {len(images)} styles")
+        self._styles, self._weights = images, list(weights) if weights is not None else None
+        self._stats = None if self.preserve_color == "match" else self._encode_styles(None)
+
+    @torch.inference_mode()
+    def _encode_styles(self, colour_ref: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        stats = []
+        for img in self._styles:
+            x = rgb8_to_tensor(img, self.device)
+            if colour_ref is not None:
+                x = match_colour(x.cpu(), colour_ref.cpu()).to(self.device)
+            stats.append(calc_mean_std(self.model.encoder(self._pad(x)[0])))
+        return mix_style_stats(stats, self._weights)
+
+    def reset(self) -> None:
+        """Forget state tied to a clip (the colour reference of preserve_color='match')."""
+        if self.preserve_color == "match":
+            self._stats = None
+
+    # --- frames ---------------------------------------------------------------------------
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        h, w = x.shape[-2:]
+        s = self.model.stride
+        ph, pw = (-h) % s, (-w) % s
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        return x, (h, w)
+
+    @torch.inference_mode()
+    def stylize(self, frame: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) RGB -> stylised uint8 (H, W, 3) RGB of the same size."""
+        if not self._styles:
+            raise RuntimeError("call set_style(...) before stylize(...)")
+        check_rgb8(frame)
+        h, w = frame.shape[:2]
+        work = frame
+        if self.max_size and max(h, w) > self.max_size:
+            work = resize_long_side(frame, self.max_size)
+        elif not self.max_size and max(h, w) > MAX_UNGUIDED_SIDE:
+            raise InputTooLargeError(
+                f"input is {w}x{h}; stylising above {MAX_UNGUIDED_SIDE} px needs several GB and minutes per frame; "
+                f"pass --max-size 1920 (output keeps {w}x{h})")
+        x = rgb8_to_tensor(work, self.device)
+        if self._stats is None:
+            self._stats = self._encode_styles(x)
+        padded, (ph, pw) = self._pad(x)
+        y = self.model(padded, *self._stats, alpha=self.alpha)[..., :ph, :pw]
+        if self.preserve_color == "luminance":
+            y = keep_content_colour(y.clamp(0, 1), x)
+        out = tensor_to_rgb8(y)
+        if out.shape[:2] != (h, w):
+            import cv2
+
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
+        return out

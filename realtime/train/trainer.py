@@ -1,0 +1,227 @@
+"""Training our student models: distillation, then the AdaIN decoder objective.
+
+Stage ``distill``: the student encoder learns the VGG-16 teacher's relu1_1..relu4_1
+through 1x1 adapters (the idea of Collaborative Distillation, Wang et al. 2020), while the
+decoder learns to reconstruct images from the (detached) student features.
+Stage ``adain``: the encoder is frozen; the decoder learns the AdaIN objective with the
+teacher as loss network: content loss at relu4_1 against AdaIN(teacher(c), teacher(s)),
+style loss on channel mean and std at relu1_1..relu4_1 (Huang & Belongie 2017), plus a
+small total-variation term and a penalty for pixels outside [0, 1].
+
+Runs are seeded, checkpoint to ``run_dir/last.pt`` atomically, resume from it, log to
+``run_dir/train.log`` and keep their config in ``run_dir/config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..adain import adain, calc_mean_std
+from ..nets import TAPS, StudentConfig, student_decoder, student_encoder, vgg16_teacher
+from .data import ImageBank, seed_everything
+
+log = logging.getLogger("realtime.train")
+
+
+@dataclass
+class TrainConfig:
+    content_dir: str
+    style_dir: str
+    teacher: str
+    student: dict = field(default_factory=lambda: StudentConfig().to_dict())
+    seed: int = 0
+    batch: int = 8
+    crop: int = 128
+    distill_steps: int = 1500
+    adain_steps: int = 6000
+    lr: float = 1e-3
+    adain_lr: float = 3e-4
+    style_weight: float = 10.0
+    tv_weight: float = 1e-5
+    range_weight: float = 10.0
+    checkpoint_every: int = 100
+    threads: int = 2
+    bf16_teacher: bool = True
+
+
+def _teacher_scales(teacher: nn.Module, images: torch.Tensor) -> dict[str, float]:
+    """Mean activation per tap on a calibration batch: dividing by it puts every layer on
+    the same footing, as the 'normalised' VGG of the AdaIN paper does."""
+    with torch.no_grad():
+        feats = teacher.features(images)
+    return {k: float(v.mean()) for k, v in feats.items()}
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path):
+        from safetensors.torch import load_file
+
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.threads)
+        self.gen = seed_everything(cfg.seed)
+        self.student_cfg = StudentConfig.from_dict(cfg.student)
+        self.encoder = student_encoder(self.student_cfg)
+        self.decoder = student_decoder(self.student_cfg)
+        teacher_channels = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+        self.taps = TAPS[: self.student_cfg.depth]
+        student_channels = dict(zip(TAPS, self.student_cfg.channels()))
+        self.adapters = nn.ModuleDict({t: nn.Conv2d(student_channels[t], teacher_channels[t], 1) for t in self.taps})
+        self.teacher = vgg16_teacher(load_file(cfg.teacher))
+        self.step = 0
+        self.scales: dict[str, float] = {}
+        self.content = ImageBank(cfg.content_dir)
+        self.style = ImageBank(cfg.style_dir)
+        self._make_optimizer()
+        self._resume()
+        if not self.scales:
+            self.scales = _teacher_scales(self.teacher, self.content.crops(16, cfg.crop, self.gen))
+        (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    # --- state --------------------------------------------------------------------------
+    def _make_optimizer(self) -> None:
+        if self.step < self.cfg.distill_steps:
+            params = [*self.encoder.parameters(), *self.adapters.parameters(), *self.decoder.parameters()]
+            self.opt = torch.optim.Adam(params, lr=self.cfg.lr)
+        else:
+            self.encoder.requires_grad_(False)
+            self.opt = torch.optim.Adam(self.decoder.parameters(), lr=self.cfg.adain_lr)
+
+    def _state(self) -> dict:
+        return {"step": self.step, "encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
+                "adapters": self.adapters.state_dict(), "opt": self.opt.state_dict(), "scales": self.scales,
+                "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state()}
+
+    def save(self) -> None:
+        tmp = self.run_dir / "last.pt.tmp"
+        torch.save(self._state(), tmp)
+        os.replace(tmp, self.run_dir / "last.pt")
+
+    def _resume(self) -> None:
+        path = self.run_dir / "last.pt"
+        if not path.exists():
+            return
+        state = torch.load(path, weights_only=True)
+        self.step = state["step"]
+        self.encoder.load_state_dict(state["encoder"])
+        self.decoder.load_state_dict(state["decoder"])
+        self.adapters.load_state_dict(state["adapters"])
+        self.scales = state["scales"]
+        self.gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self._make_optimizer()
+        try:
+            self.opt.load_state_dict(state["opt"])
+        except ValueError:  # saved at the stage boundary with the other stage's optimizer
+            log.info("optimizer state not reused (stage changed)")
+        log.info("resumed at step %d from %s", self.step, path)
+
+    # --- losses -------------------------------------------------------------------------
+    def _teacher_ctx(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.cfg.bf16_teacher else nullcontext()
+
+    def _teacher_feats(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self._teacher_ctx():
+            feats = self.teacher.features(x)
+        return {k: v.float() / self.scales[k] for k, v in feats.items()}
+
+    def distill_step(self) -> dict[str, float]:
+        half = self.cfg.batch // 2
+        x = torch.cat([self.content.crops(self.cfg.batch - half, self.cfg.crop, self.gen),
+                       self.style.crops(half, self.cfg.crop, self.gen)])
+        with torch.no_grad():
+            target = self._teacher_feats(x)
+        feats = self.encoder.features(x, self.taps)
+        losses = {}
+        for t in self.taps:
+            pred = self.adapters[t](feats[t])
+            tgt = F.adaptive_avg_pool2d(target[t], pred.shape[-2:])
+            losses[f"d_{t}"] = F.mse_loss(pred, tgt) / tgt.pow(2).mean().clamp_min(1e-6)
+        recon = self.decoder(feats[self.taps[-1]].detach())
+        losses["recon_l1"] = F.l1_loss(recon, x)
+        return losses
+
+    def adain_step(self) -> dict[str, float]:
+        c = self.content.crops(self.cfg.batch, self.cfg.crop, self.gen)
+        s = self.style.crops(self.cfg.batch, self.cfg.crop, self.gen)
+        with torch.no_grad():
+            t = adain(self.encoder(c), self.encoder(s))
+            tc = self._teacher_feats(c)
+            ts = self._teacher_feats(s)
+            target = adain(tc[self.taps[-1]], ts[self.taps[-1]])
+        g = self.decoder(t)
+        tg = self._teacher_feats(g)
+        losses = {"content": F.mse_loss(tg[self.taps[-1]], target)}
+        style = 0.0
+        for k in TAPS:
+            gm, gs = calc_mean_std(tg[k])
+            sm, ss = calc_mean_std(ts[k])
+            style = style + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
+        losses["style"] = self.cfg.style_weight * style
+        tv = (g[..., 1:, :] - g[..., :-1, :]).abs().mean() + (g[..., 1:] - g[..., :-1]).abs().mean()
+        losses["tv"] = self.cfg.tv_weight * tv * 255.0 ** 2
+        losses["range"] = self.cfg.range_weight * (F.relu(g - 1) + F.relu(-g)).pow(2).mean()
+        return losses
+
+    # --- loop ---------------------------------------------------------------------------
+    def run(self, max_minutes: float | None = None) -> None:
+        total = self.cfg.distill_steps + self.cfg.adain_steps
+        start = time.time()
+        last_log = start
+        while self.step < total:
+            if self.step == self.cfg.distill_steps:
+                self._make_optimizer()
+            stage = "distill" if self.step < self.cfg.distill_steps else "adain"
+            if stage == "adain":  # cosine decay to 10% over the stage
+                progress = (self.step - self.cfg.distill_steps) / max(1, self.cfg.adain_steps)
+                for group in self.opt.param_groups:
+                    group["lr"] = self.cfg.adain_lr * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+            self.encoder.train(stage == "distill")
+            losses = self.distill_step() if stage == "distill" else self.adain_step()
+            loss = sum(losses.values())
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.step += 1
+            if self.step % 20 == 0 or time.time() - last_log > 60:
+                last_log = time.time()
+                parts = " ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+                log.info("step %d/%d %s loss=%.4g %s (%.2f s/step avg)", self.step, total, stage, float(loss.detach()),
+                         parts, (time.time() - start) / max(1, self.step))
+            if self.step % self.cfg.checkpoint_every == 0 or self.step == total:
+                self.save()
+            if max_minutes is not None and time.time() - start > max_minutes * 60:
+                self.save()
+                log.info("stopping at step %d after %.1f min (time limit); rerun to resume", self.step, max_minutes)
+                return
+        log.info("finished %d steps", self.step)
+
+    def export(self, path: str | Path, extra: dict | None = None) -> Path:
+        """Write encoder + decoder as one safetensors file with the config in its metadata."""
+        from ..model import save_student
+
+        meta = {"steps": str(self.step), **{k: str(v) for k, v in (extra or {}).items()}}
+        return save_student(self.encoder, self.decoder, self.student_cfg, path, meta)
+
+
+def setup_logging(run_dir: str | Path) -> None:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.FileHandler(run_dir / "train.log"), logging.StreamHandler()):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Train (or resume) a student model, then export it to safetensors.
+
+Example (two CPU cores, ~2.5 h):
+    python scripts/train.py --run runs/lite --teacher ../shared/weights/vgg16_imagenet_caffe.safetensors \
+        --data ../shared/data --export models/lite/model.safetensors --max-minutes 150
+Rerunning the same command resumes from runs/lite/last.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="run folder: checkpoints, train.log, config.json")
+    p.add_argument("--teacher", required=True, help="vgg16_imagenet_caffe.safetensors")
+    p.add_argument("--data", required=True, help="folder with content/train and style/train")
+    p.add_argument("--export", help="write the final weights here (safetensors)")
+    p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
+    p.add_argument("--distill-steps", type=int)
+    p.add_argument("--adain-steps", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--crop", type=int)
+    p.add_argument("--style-weight", type=float)
+    p.add_argument("--student", type=json.loads, help='JSON, e.g. {"width": 0.25, "depth": 4}')
+    p.add_argument("--seed", type=int)
+    args = p.parse_args()
+
+    from realtime.train.trainer import Trainer, TrainConfig, setup_logging
+
+    setup_logging(args.run)
+    cfg_path = Path(args.run) / "config.json"
+    data = Path(args.data)
+    base = {"content_dir": str(data / "content/train"), "style_dir": str(data / "style/train"), "teacher": args.teacher}
+    if cfg_path.exists():  # resuming: the stored config wins, flags may extend step counts
+        base.update(json.loads(cfg_path.read_text()))
+    overrides = {k: v for k, v in {"distill_steps": args.distill_steps, "adain_steps": args.adain_steps,
+                                   "batch": args.batch, "crop": args.crop, "style_weight": args.style_weight,
+                                   "student": args.student, "seed": args.seed}.items() if v is not None}
+    cfg = TrainConfig(**{**base, **overrides})
+    trainer = Trainer(cfg, args.run)
+    trainer.run(max_minutes=args.max_minutes)
+    if args.export and trainer.step >= cfg.distill_steps + cfg.adain_steps:
+        out = trainer.export(args.export)
+        logging.getLogger("realtime.train").info("exported %s", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Fixtures: tiny models and media made in tmp_path; ../shared/data when it is there."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATA = SHARED / "data"
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (CI has it)")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A randomly initialised student (width 1/8, depth 3), saved like our real models."""
+    from realtime import nets
+    from realtime.model import save_student
+
+    torch.manual_seed(0)
+    cfg = nets.StudentConfig(width=0.125, depth=3)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_student(nets.student_encoder(cfg), nets.student_decoder(cfg), cfg, path)
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The bundled default model (ships in the repo, loads offline)."""
+    from realtime.model import load_model
+
+    return load_model("default", allow_download=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path):
+    from realtime.model import load_student
+
+    return load_student(tiny_model_path)
+
+
+def pattern(h: int, w: int, t: int = 0) -> np.ndarray:
+    """A moving colour pattern with edges, uint8 (h, w, 3) RGB."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([(xx * 3 + t * 5) % 256, (yy * 2 + t * 3) % 256, ((xx + yy) // 4 * 20) % 256], axis=-1)
+    img[(yy // 8 + xx // 8 + t) % 2 == 0] //= 2
+    return img.astype(np.uint8)
+
+
+def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), rate: Fraction | int = 24,
+              audio: bool = True, rotation: int | None = None, pix_fmt: str | None = None) -> Path:
+    """An H.264 clip (optionally with a 440 Hz AAC track and rotation metadata)."""
+    import av
+
+    w, h = size
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=rate)
+        v.width, v.height = w, h
+        v.pix_fmt = pix_fmt or ("yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p")
+        if rotation is not None:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a = c.add_stream("aac", rate=44100)
+            a.layout = "mono"
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(pattern(h, w, i), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        if a is not None:
+            seconds = frames / float(rate)
+            n = int(seconds * 44100)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)
+            for start in range(0, n, 1024):
+                chunk = tone[start:start + 1024][None]
+                af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                af.sample_rate = 44100
+                af.pts = start
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+    return path
+
+
+def probe(path: Path) -> dict:
+    """Frame count (decoded), size, rate, rotation and audio duration of a file, via PyAV."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        info = {"width": v.width, "height": v.height, "rate": v.average_rate, "audio": None, "pts": []}
+        for f in c.decode(video=0):
+            info["pts"].append(float(f.pts * f.time_base))
+            info["rotation"] = getattr(f, "rotation", 0)
+        info["frames"] = len(info["pts"])
+    with av.open(str(path)) as c:
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            samples = sum(fr.samples for fr in c.decode(audio=0))
+            info["audio"] = samples / a.codec_context.sample_rate
+    return info
+
+
+@pytest.fixture
+def style_image(tmp_path) -> Path:
+    from PIL import Image
+
+    path = tmp_path / "style.png"
+    rng = np.random.default_rng(1)
+    img = (rng.random((96, 80, 3)) * 255).astype(np.uint8)
+    img[::8] = [200, 30, 30]
+    Image.fromarray(img).save(path)
+    return path

@@ -1,0 +1,90 @@
+"""The commands as a user runs them: exit codes, one-line errors, outputs on disk."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_clip, probe
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "realtime", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def run_video(*args):
+    code = "import sys; from realtime.cli import stylize_video_main; sys.exit(stylize_video_main())"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(proc):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def test_stylize_video_end_to_end(tmp_path, tiny_model_path, style_image):
+    src = make_clip(tmp_path / "in.mp4", frames=12, size=(48, 32))
+    proc = run_video(src, "--style", style_image, "--model", tiny_model_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["frames"] == 12 and summary["output"].endswith("in_stylized.mp4")
+    assert probe(tmp_path / "in_stylized.mp4")["frames"] == 12
+    again = run_video(src, "--style", style_image, "--model", tiny_model_path)
+    assert "--overwrite" in one_line_error(again)
+    mixed = run_video(src, "--style", style_image, "--style", style_image, "--style-weights", "1", "3",
+                      "--model", tiny_model_path, "-o", tmp_path / "mix.mkv", "--alpha", "0.5", "--quiet")
+    assert mixed.returncode == 0 and "12 frames" in mixed.stdout
+
+
+def test_bad_inputs(tmp_path, tiny_model_path, style_image):
+    src = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    assert "not found" in one_line_error(run_video(tmp_path / "none.mp4", "--style", style_image))
+    assert "not a video" in one_line_error(run_video(notes, "--style", style_image))
+    err = one_line_error(run_video(src, "--style", notes, "--model", tiny_model_path))
+    assert "not an image" in err
+    err = one_line_error(run_video(src, "--style", style_image, "--model", "no-such-model"))
+    assert "known models" in err and "lite" in err
+    err = one_line_error(run_video(src, "--style", style_image, "--model", tiny_model_path, "-o", tmp_path / "x" / "o.mp4"))
+    assert "does not exist" in err
+    usage = run_video(src, "--style", style_image, "--style-weights", "1", "2")
+    assert usage.returncode == 2 and "--style-weights" in usage.stderr
+    assert run_video(src, "--style", style_image, "--alpha", "3").returncode == 2
+
+
+def test_image_batch_skips_bad_files(tmp_path, tiny_model_path, style_image):
+    contents, styles = tmp_path / "c", tmp_path / "s"
+    contents.mkdir(), styles.mkdir()
+    for i in range(2):
+        Image.fromarray((np.random.default_rng(i).random((30 + i, 41, 3)) * 255).astype(np.uint8)).save(contents / f"p{i}.png")
+    (contents / "broken.jpg").write_text("not a picture")
+    Image.open(style_image).save(styles / "a.png")
+    Image.open(style_image).convert("L").save(styles / "b.jpg")
+    out = tmp_path / "out"
+    proc = run("image", contents, "--style", styles, "-o", out, "--model", tiny_model_path)
+    assert proc.returncode == 1
+    assert "broken.jpg" in proc.stderr and "4 written, 2 skipped" in proc.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["p0__a.png", "p0__b.png", "p1__a.png", "p1__b.png"]
+    assert Image.open(out / "p1__b.png").size == (41, 31)
+    single = run("image", contents / "p0.png", "--style", style_image, "-o", tmp_path / "one.jpg",
+                 "--model", tiny_model_path)
+    assert single.returncode == 0 and (tmp_path / "one.jpg").exists()
+
+
+def test_models_and_doctor():
+    listed = run("models", "list")
+    assert listed.returncode == 0 and "lite (default)" in listed.stdout and "bundled" in listed.stdout
+    assert "adain-vgg19" in listed.stdout
+    doctor = run("doctor")
+    assert doctor.returncode == 0 and "libx264 encode" in doctor.stdout and "torch" in doctor.stdout
+    verify = run("models", "verify", "lite")
+    assert verify.returncode == 0 and "bundled" in verify.stdout
+    assert "known models" in one_line_error(run("models", "pull", "nope"))

@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from realtime import nets
+from realtime.errors import WeightsError
+from realtime.model import load_adain_vgg19, load_model, load_student
+
+
+def _fake_published(tmp_path):
+    """State dicts with the published key layouts, saved the way pytorch-AdaIN saved them."""
+    torch.manual_seed(0)
+    enc, dec = tmp_path / "vgg_normalised.pth", tmp_path / "decoder.pth"
+    torch.save(nets.vgg_normalised().state_dict(), enc)
+    torch.save(nets.adain_decoder().state_dict(), dec)
+    return enc, dec
+
+
+def test_published_layouts_match_the_checkpoints_shape():
+    vgg = nets.vgg_normalised()
+    assert len(vgg) == 53
+    assert tuple(vgg[0].weight.shape) == (3, 3, 1, 1)
+    dec = nets.adain_decoder()
+    assert len(dec) == 29
+    assert [i for i, m in enumerate(dec) if isinstance(m, torch.nn.Conv2d)] == [1, 5, 8, 11, 14, 18, 21, 25, 28]
+    assert [i for i, m in enumerate(dec) if isinstance(m, torch.nn.Upsample)] == [3, 16, 23]
+    keys = set(vgg.state_dict())
+    assert "0.weight" in keys and "51.weight" in keys
+
+
+def test_adain_vgg19_loads_strictly_and_runs(tmp_path):
+    enc, dec = _fake_published(tmp_path)
+    model = load_adain_vgg19(enc, dec)
+    assert len(model.encoder.layers) == 31  # up to relu4_1
+    x = torch.rand(1, 3, 37, 50)
+    from realtime.stylizer import Stylizer
+    import numpy as np
+    s = Stylizer(model, device="cpu")
+    s.set_style(np.full((40, 40, 3), 128, np.uint8))
+    out = s.stylize((x[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    assert out.shape == (37, 50, 3)
+    # a folder holding both files loads the same way
+    assert load_model(tmp_path).encoder.stride == 8
+
+
+def test_wrong_layout_is_a_clear_error(tmp_path):
+    enc, dec = _fake_published(tmp_path)
+    state = torch.load(dec, weights_only=True)
+    state.pop("28.bias")
+    torch.save(state, dec)
+    with pytest.raises(WeightsError, match="does not match the expected layout"):
+        load_adain_vgg19(enc, dec)
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    enc, _ = _fake_published(tmp_path)
+    bad = tmp_path / "decoder.pth"
+    torch.save(nets.adain_decoder(), bad)  # a whole pickled module, not a state dict
+    with pytest.raises(WeightsError, match="weights_only"):
+        load_adain_vgg19(enc, bad)
+
+
+@pytest.mark.parametrize("cfg", [nets.StudentConfig(), nets.StudentConfig(width=0.125, depth=3),
+                                 nets.StudentConfig(separable=True), nets.StudentConfig(fast_stem=False, depth=3)])
+def test_student_family_round_trips_any_size(cfg, tmp_path):
+    from realtime.model import save_student
+
+    enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
+    path = save_student(enc, dec, cfg, tmp_path / "m.safetensors")
+    model = load_student(path)
+    x = torch.rand(1, 3, 2 * cfg.stride, 3 * cfg.stride)
+    assert model.decoder(model.encoder(x)).shape == x.shape
+    assert set(model.encoder.taps) == set(nets.TAPS[: cfg.depth])
+
+
+def test_teacher_loads_caffe_keys():
+    state = {}
+    for spec in nets.VGG16_BLOCKS:
+        if spec != "pool":
+            name, cin, cout = spec
+            state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3)
+            state[f"{name}.bias"] = torch.randn(cout)
+    teacher = nets.vgg16_teacher(state)
+    feats = teacher.features(torch.rand(1, 3, 32, 32))
+    assert [f.shape[1] for f in feats.values()] == [64, 128, 256, 512]
+    assert feats["relu4_1"].shape[-1] == 4
+    assert torch.equal(teacher.layers[1].weight, state["block1_conv1.weight"])
+
+
+def test_non_model_safetensors_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, str(path))
+    with pytest.raises(WeightsError, match="not a realtime-style model"):
+        load_student(path)

@@ -39,6 +39,8 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
                         "match: recolour the style to the content first)")
     p.add_argument("--model", default="default", help="registered name (see 'stylize models list') or a path")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime", "tensorrt"],
+                   help="inference backend; auto picks the fastest that starts (ONNX Runtime when installed)")
     p.add_argument("--max-size", type=_positive_int, metavar="N",
                    help="stylise at most N px on the long side; the output keeps the input's size")
     p.add_argument("--cache-dir", help="where downloaded weights are kept (default: user cache, "
@@ -63,7 +65,8 @@ def _make_stylizer(args: argparse.Namespace, with_style: bool = True):
     from .stylizer import Stylizer
 
     stylizer = Stylizer(model=args.model, device=args.device, alpha=args.alpha,
-                        preserve_color=args.preserve_color, max_size=args.max_size, cache_dir=args.cache_dir)
+                        preserve_color=args.preserve_color, max_size=args.max_size, cache_dir=args.cache_dir,
+                        backend=args.backend)
     if with_style:
         stylizer.set_style(args.style, args.style_weights)
     return stylizer

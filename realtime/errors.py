@@ -45,3 +45,7 @@ class PipelineError(StylizeError, RuntimeError):
     def __init__(self, where: str, error: BaseException):
         self.where = where
         super().__init__(f"{where} failed: {type(error).__name__}: {error}")
+
+
+class BackendUnavailableError(StylizeError, RuntimeError):
+    """No inference backend asked for (or none at all, for 'auto') could start."""

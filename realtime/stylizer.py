@@ -40,15 +40,18 @@ class Stylizer:
     colours, transfer luminance only) or "match" (colour-match the style to the content
     first). max_size: stylise at most this many pixels on the long side and scale the result
     back, so the output always has the input's size. style_size: long side the style image
-    is encoded at.
+    is encoded at. backend: "auto" (fastest that starts), "torch", "onnxruntime", "tensorrt".
     """
 
     def __init__(self, model: str | os.PathLike | StyleModel = "default", device: str = "auto",
                  alpha: float = 1.0, preserve_color: str | None = None, max_size: int | None = None,
-                 style_size: int = 512, cache_dir: str | os.PathLike | None = None):
+                 style_size: int = 512, cache_dir: str | os.PathLike | None = None, backend: str = "auto"):
+        from .backends import create_backend
+
         self.device = pick_device(device)
         self.model = model if isinstance(model, StyleModel) else load_model(model, cache=cache_dir)
         self.model.to(self.device).eval()
+        self.backend = create_backend(backend, self.model, self.device, cache=cache_dir)
         self.alpha = alpha
         if preserve_color not in (None, *PRESERVE_MODES):
             raise ValueError(f"preserve_color must be one of {PRESERVE_MODES} or None, got {preserve_color!r}")
@@ -129,7 +132,7 @@ class Stylizer:
         if self._stats is None:
             self._stats = self._encode_styles(x)
         padded, (ph, pw) = self._pad(x)
-        y = self.model(padded, *self._stats, alpha=self.alpha)[..., :ph, :pw]
+        y = self.backend(padded, *self._stats, self.alpha)[..., :ph, :pw]
         if self.preserve_color == "luminance":
             y = keep_content_colour(y.clamp(0, 1), x)
         out = tensor_to_rgb8(y)

@@ -14,6 +14,21 @@ SHARED_DATA = SHARED / "data"
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (CI has it)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Exported graphs and downloads go to a temporary cache, never the user's."""
+    import os
+
+    path = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("REALTIME_STYLE_CACHE")
+    os.environ["REALTIME_STYLE_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("REALTIME_STYLE_CACHE", None)
+    else:
+        os.environ["REALTIME_STYLE_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A randomly initialised student (width 1/8, depth 3), saved like our real models."""

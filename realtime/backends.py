@@ -1,8 +1,11 @@
 """Inference backends: a Protocol plus a name registry.
 
-A backend runs the per-frame graph: image (1, 3, H, W) float RGB in [0, 1] (H, W multiples
-of the stride), style statistics (1, C, 1, 1) and alpha -> image (1, 3, H, W). ``auto``
-tries the candidates in order of measured speed and, if none starts, says why each failed.
+A backend runs two steps per frame. ``encode``: image (1, 3, H, W) float RGB in [0, 1]
+(H, W multiples of the stride) -> features (1, C, h, w). ``decode``: features, the content's
+and the style's channel statistics ((1, C, 1, 1) each) and alpha -> image (1, 3, H, W), with
+AdaIN inside. The caller computes (and may smooth over time) the content statistics between
+the two. ``auto`` tries the candidates in order of measured speed and, if none starts, says
+why each failed.
 """
 
 from __future__ import annotations
@@ -15,15 +18,21 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .adain import adain_with_stats, blend_alpha
 from .errors import BackendUnavailableError
+from .export import DECODER_INPUTS, cached_export
 from .model import StyleModel
+
+
+Stats = tuple[torch.Tensor, torch.Tensor]
 
 
 class Backend(Protocol):
     name: str
 
-    def __call__(self, image: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
-                 alpha: float) -> torch.Tensor: ...
+    def encode(self, image: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, feat: torch.Tensor, content: Stats, style: Stats, alpha: float) -> torch.Tensor: ...
 
 
 class TorchBackend:
@@ -40,13 +49,19 @@ class TorchBackend:
         self.name = f"torch-{device.type}" + ("-fp16" if self.half else "")
 
     @torch.inference_mode()
-    def __call__(self, image, style_mean, style_std, alpha):
-        dtype = torch.float16 if self.half else torch.float32
-        x = image.to(self.device, dtype)
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.to(self.device, torch.float16 if self.half else torch.float32)
         if self.half:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.model(x, style_mean.to(self.device, dtype), style_std.to(self.device, dtype), alpha=alpha)
-        return out.float()
+        return self.model.encoder(x).float()
+
+    @torch.inference_mode()
+    def decode(self, feat: torch.Tensor, content: Stats, style: Stats, alpha: float) -> torch.Tensor:
+        t = adain_with_stats(feat, *style, content)
+        if alpha < 1.0:
+            t = blend_alpha(feat, t, alpha)
+        dtype = torch.float16 if self.half else torch.float32
+        return self.model.decoder(t.to(self.device, dtype)).float()
 
 
 class OrtBackend:
@@ -62,9 +77,7 @@ class OrtBackend:
         if provider not in ort.get_available_providers():
             raise BackendUnavailableError(f"{provider} is not available in this onnxruntime "
                                           f"(has {', '.join(ort.get_available_providers())})")
-        from .export import cached_export
-
-        path = cached_export(model, cache)["stylize"]
+        paths = cached_export(model, cache)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -72,15 +85,22 @@ class OrtBackend:
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=[provider])
-        if self.session.get_providers()[0] != provider:
-            raise BackendUnavailableError(f"onnxruntime fell back from {provider} to {self.session.get_providers()[0]}")
+        self.encoder = ort.InferenceSession(str(paths["encoder"]), opts, providers=[provider])
+        self.decoder = ort.InferenceSession(str(paths["decoder"]), opts, providers=[provider])
+        if self.encoder.get_providers()[0] != provider:
+            raise BackendUnavailableError(f"onnxruntime fell back from {provider} to {self.encoder.get_providers()[0]}")
         self.name = "onnxruntime-" + provider.replace("ExecutionProvider", "").lower()
 
-    def __call__(self, image, style_mean, style_std, alpha):
-        feeds = {"image": image.detach().cpu().numpy(), "style_mean": style_mean.detach().cpu().numpy(),
-                 "style_std": style_std.detach().cpu().numpy(), "alpha": np.array([alpha], np.float32)}
-        return torch.from_numpy(self.session.run(None, feeds)[0])
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.encoder.run(None, {"image": _np(image)})[0])
+
+    def decode(self, feat: torch.Tensor, content: Stats, style: Stats, alpha: float) -> torch.Tensor:
+        values = [feat, *content, *style, torch.tensor([alpha], dtype=torch.float32)]
+        return torch.from_numpy(self.decoder.run(None, dict(zip(DECODER_INPUTS, map(_np, values))))[0])
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().float().numpy())
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {

@@ -22,6 +22,13 @@ def _alpha(text: str) -> float:
     return value
 
 
+def _strength(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -57,6 +64,10 @@ def _video_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", help="output video (.mp4, .mkv, .mov); default: INPUT_stylized.mp4 beside it")
     _add_style_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--temporal", choices=["on", "off"], default="on",
+                   help="flow-guided smoothing against flicker (default on)")
+    p.add_argument("--temporal-strength", type=_strength, default=0.8, metavar="S",
+                   help="0..0.99: weight of the motion-compensated previous frame (default 0.8)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -66,7 +77,8 @@ def _make_stylizer(args: argparse.Namespace, with_style: bool = True):
 
     stylizer = Stylizer(model=args.model, device=args.device, alpha=args.alpha,
                         preserve_color=args.preserve_color, max_size=args.max_size, cache_dir=args.cache_dir,
-                        backend=args.backend)
+                        backend=args.backend, temporal=getattr(args, "temporal", "off") == "on",
+                        temporal_strength=getattr(args, "temporal_strength", 0.8))
     if with_style:
         stylizer.set_style(args.style, args.style_weights)
     return stylizer
@@ -138,6 +150,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import SIZES, run_bench, write_json
+
+    unknown = [s for s in args.sizes if s not in SIZES]
+    if unknown:
+        raise SystemExit(f"stylize bench: unknown size {unknown[0]}; choose from {', '.join(SIZES)}")
+    for model in args.model:
+        result = run_bench(model, Path(args.style), args.device, args.sizes,
+                           Path(args.clip) if args.clip else None, peer=not args.no_peer)
+        args.no_peer = True  # the peer once per run, not once per model
+        if args.json:
+            out = Path(args.json)
+            write_json(result, out.with_name(f"{out.stem}_{Path(model).stem}{out.suffix}") if len(args.model) > 1 else out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylize", description="Restyle videos and pictures after any picture.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,18 +179,27 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["list", "pull", "verify"])
     models.add_argument("names", nargs="*")
     models.add_argument("--cache-dir")
+    bench = sub.add_parser("bench", help="time every backend at several sizes, and the peer")
+    bench.add_argument("--style", required=True, help="style picture used for the timing")
+    bench.add_argument("--model", action="append", default=None, help="model(s) to time (default: the default)")
+    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    bench.add_argument("--sizes", nargs="+", default=["256x256", "640x480", "1280x720", "1920x1080"])
+    bench.add_argument("--clip", help="also time stylize-video end to end on this clip")
+    bench.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
+    bench.add_argument("--json", help="write the results here")
     doctor = sub.add_parser("doctor", help="devices, backends, codecs and bundled models")
     doctor.add_argument("--cache-dir")
     return parser
 
 
-COMMANDS = {"video": cmd_video, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor}
+COMMANDS = {"video": cmd_video, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
+            "bench": cmd_bench}
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .errors import StylizeError
 
-    if getattr(args, "style", None) is not None:
+    if getattr(args, "style_weights", None) is not None:
         _check_style_weights(parser, args)
     try:
         return COMMANDS[args.command](args)
@@ -177,6 +214,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench" and args.model is None:
+        args.model = ["default"]
     return _run(parser, args)
 
 

@@ -41,12 +41,17 @@ class Stylizer:
     first). max_size: stylise at most this many pixels on the long side and scale the result
     back, so the output always has the input's size. style_size: long side the style image
     is encoded at. backend: "auto" (fastest that starts), "torch", "onnxruntime", "tensorrt".
+    temporal: treat successive calls as one video stream and smooth over time (see
+    ``realtime.temporal``); temporal_strength in [0, 1) weighs the flow-warped previous output.
+    Call ``reset()`` between streams.
     """
 
     def __init__(self, model: str | os.PathLike | StyleModel = "default", device: str = "auto",
                  alpha: float = 1.0, preserve_color: str | None = None, max_size: int | None = None,
-                 style_size: int = 512, cache_dir: str | os.PathLike | None = None, backend: str = "auto"):
+                 style_size: int = 512, cache_dir: str | os.PathLike | None = None, backend: str = "auto",
+                 temporal: bool = False, temporal_strength: float = 0.8):
         from .backends import create_backend
+        from .temporal import TemporalConfig, TemporalSmoother
 
         self.device = pick_device(device)
         self.model = model if isinstance(model, StyleModel) else load_model(model, cache=cache_dir)
@@ -61,6 +66,8 @@ class Stylizer:
         self._styles: list[np.ndarray] = []
         self._weights: list[float] | None = None
         self._stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.temporal = temporal
+        self.smoother = TemporalSmoother(TemporalConfig(strength=temporal_strength))
 
     @property
     def alpha(self) -> float:
@@ -100,7 +107,8 @@ class Stylizer:
         return mix_style_stats(stats, self._weights)
 
     def reset(self) -> None:
-        """Forget state tied to a clip (the colour reference of preserve_color='match')."""
+        """Forget state tied to a clip: temporal history and the colour reference of 'match'."""
+        self.smoother.reset()
         if self.preserve_color == "match":
             self._stats = None
 
@@ -132,10 +140,18 @@ class Stylizer:
         if self._stats is None:
             self._stats = self._encode_styles(x)
         padded, (ph, pw) = self._pad(x)
-        y = self.backend(padded, *self._stats, self.alpha)[..., :ph, :pw]
+        if self.temporal:
+            self.smoother.begin(work)
+        feat = self.backend.encode(padded)
+        content_stats = calc_mean_std(feat)
+        if self.temporal:
+            content_stats = self.smoother.smooth_stats(*content_stats)
+        y = self.backend.decode(feat, content_stats, self._stats, self.alpha)[..., :ph, :pw]
         if self.preserve_color == "luminance":
             y = keep_content_colour(y.clamp(0, 1), x)
         out = tensor_to_rgb8(y)
+        if self.temporal:
+            out = self.smoother.blend(out)
         if out.shape[:2] != (h, w):
             import cv2
 

@@ -22,6 +22,7 @@ def main() -> None:
     p.add_argument("--data", required=True, help="folder with content/train and style/train")
     p.add_argument("--export", help="write the final weights here (safetensors)")
     p.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
+    p.add_argument("--export-now", action="store_true", help="export the last checkpoint to --export, no training")
     p.add_argument("--distill-steps", type=int)
     p.add_argument("--adain-steps", type=int)
     p.add_argument("--batch", type=int)
@@ -44,6 +45,11 @@ def main() -> None:
                                    "student": args.student, "seed": args.seed}.items() if v is not None}
     cfg = TrainConfig(**{**base, **overrides})
     trainer = Trainer(cfg, args.run)
+    if args.export_now:
+        if not args.export:
+            p.error("--export-now needs --export PATH")
+        logging.getLogger("realtime.train").info("exported step %d to %s", trainer.step, trainer.export(args.export))
+        return
     trainer.run(max_minutes=args.max_minutes)
     if args.export and trainer.step >= cfg.distill_steps + cfg.adain_steps:
         out = trainer.export(args.export)

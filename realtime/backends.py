@@ -18,21 +18,17 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .adain import adain_with_stats, blend_alpha
 from .errors import BackendUnavailableError
-from .export import DECODER_INPUTS, cached_export
-from .model import StyleModel
-
-
-Stats = tuple[torch.Tensor, torch.Tensor]
+from .export import cached_export, decoder_inputs
+from .model import Feats, StatsByTap, StyleModel
 
 
 class Backend(Protocol):
     name: str
 
-    def encode(self, image: torch.Tensor) -> torch.Tensor: ...
+    def encode(self, image: torch.Tensor) -> Feats: ...
 
-    def decode(self, feat: torch.Tensor, content: Stats, style: Stats, alpha: float) -> torch.Tensor: ...
+    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> torch.Tensor: ...
 
 
 class TorchBackend:
@@ -49,19 +45,23 @@ class TorchBackend:
         self.name = f"torch-{device.type}" + ("-fp16" if self.half else "")
 
     @torch.inference_mode()
-    def encode(self, image: torch.Tensor) -> torch.Tensor:
+    def encode(self, image: torch.Tensor) -> Feats:
         x = image.to(self.device, torch.float16 if self.half else torch.float32)
         if self.half:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.model.encoder(x).float()
+        return {k: v.float() for k, v in self.model.encode(x).items()}
 
     @torch.inference_mode()
-    def decode(self, feat: torch.Tensor, content: Stats, style: Stats, alpha: float) -> torch.Tensor:
-        t = adain_with_stats(feat, *style, content)
-        if alpha < 1.0:
-            t = blend_alpha(feat, t, alpha)
+    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> torch.Tensor:
         dtype = torch.float16 if self.half else torch.float32
-        return self.model.decoder(t.to(self.device, dtype)).float()
+
+        def cast(pair):
+            return tuple(t.to(self.device, dtype) for t in pair)
+
+        out = self.model.decode({k: v.to(self.device, dtype) for k, v in feats.items()},
+                                {k: cast(v) for k, v in content.items()}, {k: cast(v) for k, v in style.items()},
+                                alpha)
+        return out.float()
 
 
 class OrtBackend:
@@ -90,13 +90,19 @@ class OrtBackend:
         if self.encoder.get_providers()[0] != provider:
             raise BackendUnavailableError(f"onnxruntime fell back from {provider} to {self.encoder.get_providers()[0]}")
         self.name = "onnxruntime-" + provider.replace("ExecutionProvider", "").lower()
+        self.taps = model.taps
 
-    def encode(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.encoder.run(None, {"image": _np(image)})[0])
+    def encode(self, image: torch.Tensor) -> Feats:
+        outs = self.encoder.run(None, {"image": _np(image)})
+        return {tap: torch.from_numpy(o) for tap, o in zip(self.taps, outs)}
 
-    def decode(self, feat: torch.Tensor, content: Stats, style: Stats, alpha: float) -> torch.Tensor:
-        values = [feat, *content, *style, torch.tensor([alpha], dtype=torch.float32)]
-        return torch.from_numpy(self.decoder.run(None, dict(zip(DECODER_INPUTS, map(_np, values))))[0])
+    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> torch.Tensor:
+        values = []
+        for tap in self.taps:
+            values += [feats[tap], *content[tap], *style[tap]]
+        values.append(torch.tensor([alpha], dtype=torch.float32))
+        feeds = dict(zip(decoder_inputs(self.taps), map(_np, values)))
+        return torch.from_numpy(self.decoder.run(None, feeds)[0])
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

@@ -35,7 +35,7 @@ def conv_gflops(model: nn.Module, h: int, w: int) -> float:
     s = model.stride
     x = torch.zeros(1, 3, -(-h // s) * s, -(-w // s) * s)
     with torch.inference_mode():
-        model.decoder(model.encoder(x))
+        model.reconstruct(x)
     for handle in handles:
         handle.remove()
     return 2 * total / 1e9

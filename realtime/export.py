@@ -1,12 +1,13 @@
 """ONNX export: an encoder graph and an AdaIN + decoder graph, statistics as inputs.
 
 ``encoder``: image (1, 3, H, W) float RGB in [0, 1], H and W multiples of the model's stride
-(dynamic) -> features (1, C, H/s, W/s).
-``decoder``: features, content_mean, content_std, style_mean, style_std (each (1, C, 1, 1))
-and alpha (1,) -> image (1, 3, H, W). AdaIN runs inside it; the content statistics are inputs
-so temporal smoothing can pass time-averaged ones, and a style switch only changes inputs,
-so one export serves every style. Exported files are cached by a hash of the weights and
-the opset.
+(dynamic) -> one output per tap of the model (``model.taps``), named after the tap.
+``decoder``: for every tap, its features and four (1, C, 1, 1) statistics named
+``{tap}``, ``{tap}_content_mean``, ``{tap}_content_std``, ``{tap}_style_mean``,
+``{tap}_style_std``; then ``alpha`` (1,) -> image (1, 3, H, W). AdaIN runs inside it; the
+content statistics are inputs so temporal smoothing can pass time-averaged ones, and a style
+switch only changes inputs, so one export serves every style. Exported files are cached by a
+hash of the weights, the opset and the graph version.
 """
 
 from __future__ import annotations
@@ -23,21 +24,37 @@ from .adain import adain_with_stats
 from .model import StyleModel
 
 OPSET = 17
-GRAPH_VERSION = 2  # bump when the exported graphs' inputs or outputs change
-DECODER_INPUTS = ["features", "content_mean", "content_std", "style_mean", "style_std", "alpha"]
+GRAPH_VERSION = 3  # bump when the exported graphs' inputs or outputs change
+STAT_NAMES = ("content_mean", "content_std", "style_mean", "style_std")
 
 
-class AdainDecoder(nn.Module):
-    """AdaIN with given statistics, the strength blend, then the decoder."""
+def decoder_inputs(taps: tuple[str, ...]) -> list[str]:
+    return [n for t in taps for n in (t, *(f"{t}_{s}" for s in STAT_NAMES))] + ["alpha"]
 
-    def __init__(self, decoder: nn.Module):
+
+class _EncoderGraph(nn.Module):
+    def __init__(self, model: StyleModel):
         super().__init__()
-        self.decoder = decoder
+        self.model = model
 
-    def forward(self, feat, content_mean, content_std, style_mean, style_std, alpha):
-        t = adain_with_stats(feat, style_mean, style_std, (content_mean, content_std))
+    def forward(self, image):
+        feats = self.model.encode(image)
+        return tuple(feats[t] for t in self.model.taps)
+
+
+class _DecoderGraph(nn.Module):
+    def __init__(self, model: StyleModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args):
+        *per_tap, alpha = args
         a = alpha.view(1, 1, 1, 1)
-        return self.decoder(a * t + (1.0 - a) * feat)
+        t = {}
+        for i, tap in enumerate(self.model.taps):
+            feat, c_mean, c_std, s_mean, s_std = per_tap[5 * i: 5 * i + 5]
+            t[tap] = a * adain_with_stats(feat, s_mean, s_std, (c_mean, c_std)) + (1.0 - a) * feat
+        return self.model.decoder(t) if self.model.multi_level else self.model.decoder(t[self.model.taps[-1]])
 
 
 def model_hash(model: StyleModel) -> str:
@@ -60,22 +77,24 @@ def export_onnx(model: StyleModel, out_dir: str | os.PathLike, opset: int = OPSE
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     s = model.stride
-    c = model.encoder.out_channels
     image = torch.rand(1, 3, 2 * s, 3 * s)
-    feat = torch.rand(1, c, 2, 3)
-    stats = [torch.rand(1, c, 1, 1) + 0.5 for _ in range(4)]
-    alpha = torch.ones(1)
     paths = {"encoder": out_dir / "encoder.onnx", "decoder": out_dir / "decoder.onnx"}
-    hw = {2: "height", 3: "width"}
     with torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter's deprecation and constant-folding notes are known and harmless
         warnings.simplefilter("ignore", (UserWarning, DeprecationWarning, torch.jit.TracerWarning))
-        torch.onnx.export(model.encoder, (image,), str(paths["encoder"]), input_names=["image"],
-                          output_names=["features"], dynamic_axes={"image": hw, "features": hw},
+        feats = model.encode(image)
+        hw = {2: "height", 3: "width"}
+        torch.onnx.export(_EncoderGraph(model), (image,), str(paths["encoder"]), input_names=["image"],
+                          output_names=list(model.taps), dynamic_axes={"image": hw, **{t: hw for t in model.taps}},
                           opset_version=opset, dynamo=False)
-        torch.onnx.export(AdainDecoder(model.decoder), (feat, *stats, alpha), str(paths["decoder"]),
-                          input_names=DECODER_INPUTS, output_names=["image"],
-                          dynamic_axes={"features": hw, "image": hw}, opset_version=opset, dynamo=False)
+        args = []
+        for tap in model.taps:
+            c = feats[tap].shape[1]
+            args += [feats[tap]] + [torch.rand(1, c, 1, 1) + 0.5 for _ in STAT_NAMES]
+        args.append(torch.ones(1))
+        torch.onnx.export(_DecoderGraph(model), tuple(args), str(paths["decoder"]),
+                          input_names=decoder_inputs(model.taps), output_names=["image"],
+                          dynamic_axes={"image": hw, **{t: hw for t in model.taps}}, opset_version=opset, dynamo=False)
     for path in paths.values():
         onnx.checker.check_model(onnx.load(str(path)))
     return paths

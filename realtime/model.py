@@ -15,29 +15,48 @@ from .errors import InputNotFoundError, WeightsError
 from .registry import ModelSpec, get_spec, resolve
 
 
-class StyleModel(nn.Module):
-    """encoder: RGB [0, 1] (N, 3, H, W) -> features; decoder: features -> RGB.
+Feats = dict[str, torch.Tensor]
+StatsByTap = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
-    H and W must be multiples of ``stride``; the Stylizer pads and crops.
+
+class StyleModel(nn.Module):
+    """encode: RGB [0, 1] (N, 3, H, W) -> {tap: features}; decode: AdaIN per tap, then the decoder.
+
+    ``taps`` are the feature levels AdaIN acts on: the deepest one, plus the skips of
+    multi-level models. H and W must be multiples of ``stride``; the Stylizer pads and crops.
     """
 
-    def __init__(self, name: str, encoder: nets.Encoder, decoder: nn.Module):
+    def __init__(self, name: str, encoder: nets.Encoder, decoder: nn.Module, taps: tuple[str, ...] | None = None):
         super().__init__()
         self.name = name
         self.encoder = encoder
         self.decoder = decoder
         self.stride = encoder.stride
+        deepest = max(encoder.taps, key=encoder.taps.get)
+        self.taps = tuple(taps) if taps else (deepest,)
+        self.multi_level = len(self.taps) > 1
 
-    def style_stats(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return calc_mean_std(self.encoder(style))
+    def encode(self, x: torch.Tensor) -> Feats:
+        return self.encoder.features(x, self.taps)
 
-    def forward(self, content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
-                alpha: float = 1.0, content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        feat = self.encoder(content)
-        t = adain_with_stats(feat, style_mean, style_std, content_stats)
-        if alpha < 1.0:
-            t = blend_alpha(feat, t, alpha)
-        return self.decoder(t)
+    def style_stats(self, style: torch.Tensor) -> StatsByTap:
+        return {k: calc_mean_std(v) for k, v in self.encode(style).items()}
+
+    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float = 1.0) -> torch.Tensor:
+        t = {}
+        for k, f in feats.items():
+            t[k] = adain_with_stats(f, *style[k], content[k])
+            if alpha < 1.0:
+                t[k] = blend_alpha(f, t[k], alpha)
+        return self.decoder(t) if self.multi_level else self.decoder(t[self.taps[-1]])
+
+    def forward(self, content: torch.Tensor, style: StatsByTap, alpha: float = 1.0) -> torch.Tensor:
+        feats = self.encode(content)
+        return self.decode(feats, {k: calc_mean_std(v) for k, v in feats.items()}, style, alpha)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode an image with its own statistics (shape checks, FLOP counts)."""
+        return self.forward(x, self.style_stats(x))
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
@@ -85,7 +104,7 @@ def load_student(path: Path, name: str | None = None) -> StyleModel:
     decoder = nets.student_decoder(cfg)
     _strict(encoder.layers, {k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")}, path)
     _strict(decoder, {k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}, path)
-    return StyleModel(name or path.stem, encoder, decoder).eval()
+    return StyleModel(name or path.stem, encoder, decoder, cfg.taps).eval()
 
 
 def save_student(encoder: nets.Encoder, decoder: nn.Module, cfg: nets.StudentConfig, path: str | os.PathLike,

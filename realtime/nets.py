@@ -128,6 +128,9 @@ class StudentConfig:
     fast_stem: stride-2 first conv and a pixel-shuffle output, so no layer but the first
         and last touches full resolution (the full-resolution layers are memory bound on CPU).
     decoder_width: multiplier for the decoder (defaults to width).
+    skips: shallower taps (e.g. relu1_1, relu2_1, relu3_1) that are AdaIN-normalised with the
+        style's statistics at that level and added into the decoder after the upsampling that
+        reaches their resolution (multi-level AdaIN): detail comes back, style acts at every scale.
     """
 
     width: float = 0.25
@@ -135,17 +138,27 @@ class StudentConfig:
     separable: bool = False
     fast_stem: bool = True
     decoder_width: float | None = None
+    skips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.depth not in (3, 4):
             raise ValueError(f"depth must be 3 or 4, got {self.depth}")
         if not 0 < self.width <= 1 or (self.decoder_width is not None and not 0 < self.decoder_width <= 1):
             raise ValueError("width multipliers must be in (0, 1]")
+        object.__setattr__(self, "skips", tuple(self.skips))
+        bad = [t for t in self.skips if t not in TAPS[: self.depth - 1]]
+        if bad:
+            raise ValueError(f"skips must be among {TAPS[: self.depth - 1]}, got {bad}")
 
     @classmethod
     def from_dict(cls, d: dict) -> StudentConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        """Every feature the decoder needs: the skips, shallow to deep, then the deepest tap."""
+        return (*sorted(self.skips), TAPS[self.depth - 1])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -179,8 +192,51 @@ def student_encoder(cfg: StudentConfig) -> Encoder:
     return Encoder(nn.Sequential(*layers), taps, stride=cfg.stride)
 
 
-def student_decoder(cfg: StudentConfig) -> nn.Sequential:
-    """Mirror of the encoder: features at relu{depth}_1 -> RGB at the input size."""
+class SkipDecoder(nn.Module):
+    """The mirror decoder plus, after each upsampling, a 1x1 projection of a (stylised) skip.
+
+    forward(feats): feats maps tap name -> (N, C, h, w); the deepest tap is required, the
+    skips of the config too. The projections start at zero, so a fresh SkipDecoder computes
+    exactly what its ``layers`` alone compute.
+    """
+
+    def __init__(self, cfg: StudentConfig, layers: nn.Sequential):
+        super().__init__()
+        self.layers = layers
+        self.deepest = TAPS[cfg.depth - 1]
+        enc = dict(zip(TAPS, cfg.channels()))
+        ups = [i for i, m in enumerate(layers) if isinstance(m, nn.Upsample)]
+        out_ch = [_last_conv(nn.Sequential(*list(layers)[:i])).out_channels for i in ups]
+        # the k-th upsampling reaches the resolution of relu{depth-1-k}_1
+        self.inject = {}
+        projections = {}
+        for k, (idx, ch) in enumerate(zip(ups, out_ch)):
+            tap = TAPS[cfg.depth - 2 - k]
+            if tap in cfg.skips:
+                conv = nn.Conv2d(enc[tap], ch, 1)
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+                projections[tap] = conv
+                self.inject[idx] = tap
+        self.skips = nn.ModuleDict(projections)
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = feats[self.deepest]
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            tap = self.inject.get(i)
+            if tap is not None:
+                x = x + self.skips[tap](feats[tap])
+        return x
+
+
+def student_decoder(cfg: StudentConfig) -> nn.Module:
+    """Mirror of the encoder: features at relu{depth}_1 (and skips) -> RGB at the input size."""
+    layers = _mirror_layers(cfg)
+    return SkipDecoder(cfg, layers) if cfg.skips else layers
+
+
+def _mirror_layers(cfg: StudentConfig) -> nn.Sequential:
     enc = cfg.channels()
     c = cfg.channels(decoder=True)
     layers: list[nn.Module] = _block(enc[-1], c[-2], cfg.separable)

@@ -14,7 +14,7 @@ from .adain import calc_mean_std, keep_content_colour, match_colour, mix_style_s
 from .errors import InputTooLargeError
 from .frames import check_rgb8, rgb8_to_tensor, tensor_to_rgb8
 from .images import load_image, resize_long_side
-from .model import StyleModel, load_model
+from .model import StatsByTap, StyleModel, load_model
 
 StyleInput = str | os.PathLike | np.ndarray
 PRESERVE_MODES = ("luminance", "match")
@@ -65,7 +65,7 @@ class Stylizer:
         self.style_size = style_size
         self._styles: list[np.ndarray] = []
         self._weights: list[float] | None = None
-        self._stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._stats: StatsByTap | None = None
         self.temporal = temporal
         self.smoother = TemporalSmoother(TemporalConfig(strength=temporal_strength))
 
@@ -97,14 +97,14 @@ class Stylizer:
         self._stats = None if self.preserve_color == "match" else self._encode_styles(None)
 
     @torch.inference_mode()
-    def _encode_styles(self, colour_ref: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        stats = []
+    def _encode_styles(self, colour_ref: torch.Tensor | None) -> StatsByTap:
+        per_style = []
         for img in self._styles:
             x = rgb8_to_tensor(img, self.device)
             if colour_ref is not None:
                 x = match_colour(x.cpu(), colour_ref.cpu()).to(self.device)
-            stats.append(calc_mean_std(self.model.encoder(self._pad(x)[0])))
-        return mix_style_stats(stats, self._weights)
+            per_style.append(self.model.style_stats(self._pad(x)[0]))
+        return {tap: mix_style_stats([s[tap] for s in per_style], self._weights) for tap in self.model.taps}
 
     def reset(self) -> None:
         """Forget state tied to a clip: temporal history and the colour reference of 'match'."""
@@ -142,11 +142,11 @@ class Stylizer:
         padded, (ph, pw) = self._pad(x)
         if self.temporal:
             self.smoother.begin(work)
-        feat = self.backend.encode(padded)
-        content_stats = calc_mean_std(feat)
+        feats = self.backend.encode(padded)
+        content_stats = {k: calc_mean_std(v) for k, v in feats.items()}
         if self.temporal:
-            content_stats = self.smoother.smooth_stats(*content_stats)
-        y = self.backend.decode(feat, content_stats, self._stats, self.alpha)[..., :ph, :pw]
+            content_stats = self.smoother.smooth_stats(content_stats)
+        y = self.backend.decode(feats, content_stats, self._stats, self.alpha)[..., :ph, :pw]
         if self.preserve_color == "luminance":
             y = keep_content_colour(y.clamp(0, 1), x)
         out = tensor_to_rgb8(y)

@@ -90,7 +90,7 @@ class TemporalSmoother:
         self._grey_cur: np.ndarray | None = None
         self._thumb: np.ndarray | None = None
         self._out_prev: np.ndarray | None = None
-        self._stats: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.last_confidence: np.ndarray | None = None
 
     def begin(self, frame: np.ndarray) -> bool:
@@ -109,12 +109,15 @@ class TemporalSmoother:
         self._grey_prev, self._grey_cur, self._thumb = self._grey_cur, grey, thumb
         return cut
 
-    def smooth_stats(self, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def smooth_stats(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
+        """{tap: (mean, std)} -> the running averages, per tap."""
         m = self.config.stats_momentum
-        if self._stats is None or self._stats[0].shape != mean.shape:
-            self._stats = (mean, std)
+        old = self._stats
+        if old is None or old.keys() != stats.keys() or any(old[k][0].shape != v[0].shape for k, v in stats.items()):
+            self._stats = dict(stats)
         else:
-            self._stats = (m * self._stats[0] + (1 - m) * mean, m * self._stats[1] + (1 - m) * std)
+            self._stats = {k: (m * old[k][0] + (1 - m) * mean, m * old[k][1] + (1 - m) * std)
+                           for k, (mean, std) in stats.items()}
         return self._stats
 
     def blend(self, fresh: np.ndarray) -> np.ndarray:

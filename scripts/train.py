@@ -30,6 +30,7 @@ def main() -> None:
     p.add_argument("--style-weight", type=float)
     p.add_argument("--student", type=json.loads, help='JSON, e.g. {"width": 0.25, "depth": 4}')
     p.add_argument("--seed", type=int)
+    p.add_argument("--init-from", help="warm start from another run's last.pt (skips distillation)")
     args = p.parse_args()
 
     from realtime.train.trainer import Trainer, TrainConfig, setup_logging
@@ -42,7 +43,8 @@ def main() -> None:
         base.update(json.loads(cfg_path.read_text()))
     overrides = {k: v for k, v in {"distill_steps": args.distill_steps, "adain_steps": args.adain_steps,
                                    "batch": args.batch, "crop": args.crop, "style_weight": args.style_weight,
-                                   "student": args.student, "seed": args.seed}.items() if v is not None}
+                                   "student": args.student, "seed": args.seed,
+                                   "init_from": args.init_from}.items() if v is not None}
     cfg = TrainConfig(**{**base, **overrides})
     trainer = Trainer(cfg, args.run)
     if args.export_now:

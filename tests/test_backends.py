@@ -9,6 +9,7 @@ import torch
 from conftest import SHARED_DATA, pattern
 from realtime import nets
 from realtime.backends import OrtBackend, TorchBackend, create_backend
+from realtime.adain import calc_mean_std
 from realtime.errors import BackendUnavailableError
 from realtime.model import StyleModel, load_model
 
@@ -46,11 +47,16 @@ def test_onnx_matches_torch_on_a_real_image(name, tmp_path):
     from realtime.adain import calc_mean_std
 
     with torch.no_grad():
-        stats = calc_mean_std(model.encoder(style))
+        stats = model.style_stats(style)
     ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache=tmp_path)
+
+    def own(feats):
+        return {k: calc_mean_std(v) for k, v in feats.items()}
+
     ref_f, got_f = ref_b.encode(x), ort_b.encode(x)
-    ref = ref_b.decode(ref_f, calc_mean_std(ref_f), stats, 0.8)
-    got = ort_b.decode(got_f, calc_mean_std(got_f), stats, 0.8)
+    assert ref_f.keys() == got_f.keys() == set(model.taps)
+    ref = ref_b.decode(ref_f, own(ref_f), stats, 0.8)
+    got = ort_b.decode(got_f, own(got_f), stats, 0.8)
     err = (ref - got).abs()
     scale = ref.abs().max()
     print(f"{name}: max abs err {err.max():.2e}, mean {err.mean():.2e}, output max {scale:.2e}")
@@ -59,7 +65,25 @@ def test_onnx_matches_torch_on_a_real_image(name, tmp_path):
     # a different size through the same graphs (dynamic height and width)
     x2 = torch.rand(1, 3, 2 * s, 5 * s)
     f2 = ort_b.encode(x2)
-    assert ort_b.decode(f2, calc_mean_std(f2), stats, 1.0).shape == x2.shape
+    assert ort_b.decode(f2, own(f2), stats, 1.0).shape == x2.shape
+
+
+def test_multi_level_model_matches_between_backends(tmp_path):
+    from realtime.model import load_student, save_student
+
+    torch.manual_seed(3)
+    cfg = nets.StudentConfig(width=0.125, skips=("relu1_1", "relu2_1", "relu3_1"))
+    enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
+    for conv in dec.skips.values():  # non-zero projections, so the skips matter
+        torch.nn.init.normal_(conv.weight, std=0.3)
+    model = load_student(save_student(enc, dec, cfg, tmp_path / "skip.safetensors"))
+    x = torch.rand(1, 3, 64, 96)
+    stats = model.style_stats(torch.rand(1, 3, 48, 48))
+    ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache=tmp_path)
+    f = ort_b.encode(x)
+    own = {k: calc_mean_std(v) for k, v in f.items()}
+    ref = ref_b.decode(ref_b.encode(x), own, stats, 0.7)
+    assert (ref - ort_b.decode(f, own, stats, 0.7)).abs().max() < MAX_ABS_TOL
 
 
 def test_export_is_checked_and_cached(tmp_path, tiny_model):

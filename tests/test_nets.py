@@ -60,7 +60,9 @@ def test_pickled_objects_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("cfg", [nets.StudentConfig(), nets.StudentConfig(width=0.125, depth=3),
-                                 nets.StudentConfig(separable=True), nets.StudentConfig(fast_stem=False, depth=3)])
+                                 nets.StudentConfig(separable=True), nets.StudentConfig(fast_stem=False, depth=3),
+                                 nets.StudentConfig(skips=("relu1_1", "relu2_1", "relu3_1")),
+                                 nets.StudentConfig(depth=3, skips=("relu2_1",))])
 def test_student_family_round_trips_any_size(cfg, tmp_path):
     from realtime.model import save_student
 
@@ -68,8 +70,20 @@ def test_student_family_round_trips_any_size(cfg, tmp_path):
     path = save_student(enc, dec, cfg, tmp_path / "m.safetensors")
     model = load_student(path)
     x = torch.rand(1, 3, 2 * cfg.stride, 3 * cfg.stride)
-    assert model.decoder(model.encoder(x)).shape == x.shape
+    assert model.reconstruct(x).shape == x.shape
     assert set(model.encoder.taps) == set(nets.TAPS[: cfg.depth])
+    assert model.taps == cfg.taps and model.multi_level == bool(cfg.skips)
+
+
+def test_fresh_skip_decoder_equals_its_main_path():
+    cfg = nets.StudentConfig(skips=("relu1_1", "relu2_1", "relu3_1"))
+    enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
+    plain = nets.student_decoder(nets.StudentConfig())
+    dec.layers.load_state_dict(plain.state_dict())
+    feats = enc.features(torch.rand(1, 3, 64, 96), cfg.taps)
+    assert torch.allclose(dec(feats), plain(feats["relu4_1"]))
+    with pytest.raises(ValueError, match="skips"):
+        nets.StudentConfig(depth=3, skips=("relu3_1",))
 
 
 def test_teacher_loads_caffe_keys():

@@ -125,4 +125,4 @@ def test_bundled_default_model_verifies_and_loads():
     model = load_model("default", allow_download=False)
     assert model.name == registry.default_model()
     x = torch.rand(1, 3, model.stride * 2, model.stride * 3)
-    assert model.decoder(model.encoder(x)).shape == x.shape
+    assert model.reconstruct(x).shape == x.shape

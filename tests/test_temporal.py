@@ -80,8 +80,8 @@ def test_scene_cut_resets():
 def test_stats_move_by_the_momentum():
     sm = TemporalSmoother(TemporalConfig(stats_momentum=0.75))
     m0, s0 = torch.zeros(1, 4, 1, 1), torch.ones(1, 4, 1, 1)
-    assert torch.equal(sm.smooth_stats(m0, s0)[0], m0)
-    m, s = sm.smooth_stats(m0 + 4, s0 * 3)
+    assert torch.equal(sm.smooth_stats({"relu4_1": (m0, s0)})["relu4_1"][0], m0)
+    m, s = sm.smooth_stats({"relu4_1": (m0 + 4, s0 * 3)})["relu4_1"]
     assert torch.allclose(m, m0 + 1) and torch.allclose(s, s0 * 1.5)
     with pytest.raises(ValueError):
         TemporalConfig(strength=1.0)

@@ -53,6 +53,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     threads: int = 2
     bf16_teacher: bool = True
+    init_from: str | None = None  # warm start: encoder, adapters and decoder main path of a checkpoint
 
 
 def _teacher_scales(teacher: nn.Module, images: torch.Tensor) -> dict[str, float]:
@@ -86,6 +87,8 @@ class Trainer:
         self.style = ImageBank(cfg.style_dir)
         self._make_optimizer()
         self._resume()
+        if self.step == 0 and cfg.init_from:
+            self._warm_start(Path(cfg.init_from))
         if not self.scales:
             self.scales = _teacher_scales(self.teacher, self.content.crops(16, cfg.crop, self.gen))
         (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -128,6 +131,26 @@ class Trainer:
             log.info("optimizer state not reused (stage changed)")
         log.info("resumed at step %d from %s", self.step, path)
 
+    def _warm_start(self, path: Path) -> None:
+        """Take a finished distillation (and any decoder of the same main path) from a checkpoint,
+        then begin at the AdaIN stage; new skip projections start at zero."""
+        state = torch.load(path, weights_only=True)
+        self.encoder.load_state_dict(state["encoder"])
+        self.adapters.load_state_dict(state["adapters"])
+        decoder = state["decoder"]
+        target = self.decoder.layers if hasattr(self.decoder, "layers") else self.decoder
+        target.load_state_dict({k.removeprefix("layers."): v for k, v in decoder.items()
+                                if not k.startswith("skips.")}, strict=True)
+        self.scales = state["scales"]
+        self.step = self.cfg.distill_steps
+        self._make_optimizer()
+        log.info("warm start from %s (its step %d); AdaIN stage begins at %d", path, state["step"], self.step)
+
+    def _decode(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.student_cfg.skips:
+            return self.decoder(feats)
+        return self.decoder(feats[self.taps[-1]])
+
     # --- losses -------------------------------------------------------------------------
     def _teacher_ctx(self):
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.cfg.bf16_teacher else nullcontext()
@@ -149,7 +172,7 @@ class Trainer:
             pred = self.adapters[t](feats[t])
             tgt = F.adaptive_avg_pool2d(target[t], pred.shape[-2:])
             losses[f"d_{t}"] = F.mse_loss(pred, tgt) / tgt.pow(2).mean().clamp_min(1e-6)
-        recon = self.decoder(feats[self.taps[-1]].detach())
+        recon = self._decode({k: v.detach() for k, v in feats.items()})
         losses["recon_l1"] = F.l1_loss(recon, x)
         return losses
 
@@ -157,11 +180,13 @@ class Trainer:
         c = self.content.crops(self.cfg.batch, self.cfg.crop, self.gen)
         s = self.style.crops(self.cfg.batch, self.cfg.crop, self.gen)
         with torch.no_grad():
-            t = adain(self.encoder(c), self.encoder(s))
+            fc = self.encoder.features(c, self.student_cfg.taps)
+            fs = self.encoder.features(s, self.student_cfg.taps)
+            t = {k: adain(fc[k], fs[k]) for k in fc}
             tc = self._teacher_feats(c)
             ts = self._teacher_feats(s)
             target = adain(tc[self.taps[-1]], ts[self.taps[-1]])
-        g = self.decoder(t)
+        g = self._decode(t)
         tg = self._teacher_feats(g)
         losses = {"content": F.mse_loss(tg[self.taps[-1]], target)}
         style = 0.0

@@ -110,7 +110,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {
-    "torch": lambda model, device, cache=None, **kw: TorchBackend(model, device),
+    "torch": lambda model, device, cache=None, threads=None, spinning=None: TorchBackend(model, device),
     "onnxruntime": lambda model, device, **kw: OrtBackend(
         model, "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider", **kw),
     "tensorrt": lambda model, device, **kw: OrtBackend(model, "TensorrtExecutionProvider", **kw),

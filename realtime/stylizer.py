@@ -43,20 +43,21 @@ class Stylizer:
     is encoded at. backend: "auto" (fastest that starts), "torch", "onnxruntime", "tensorrt".
     temporal: treat successive calls as one video stream and smooth over time (see
     ``realtime.temporal``); temporal_strength in [0, 1) weighs the flow-warped previous output.
-    Call ``reset()`` between streams.
+    Call ``reset()`` between streams. backend_options go to the backend (ONNX Runtime:
+    ``threads``, ``spinning``).
     """
 
     def __init__(self, model: str | os.PathLike | StyleModel = "default", device: str = "auto",
                  alpha: float = 1.0, preserve_color: str | None = None, max_size: int | None = None,
                  style_size: int = 512, cache_dir: str | os.PathLike | None = None, backend: str = "auto",
-                 temporal: bool = False, temporal_strength: float = 0.8):
+                 temporal: bool = False, temporal_strength: float = 0.8, backend_options: dict | None = None):
         from .backends import create_backend
         from .temporal import TemporalConfig, TemporalSmoother
 
         self.device = pick_device(device)
         self.model = model if isinstance(model, StyleModel) else load_model(model, cache=cache_dir)
         self.model.to(self.device).eval()
-        self.backend = create_backend(backend, self.model, self.device, cache=cache_dir)
+        self.backend = create_backend(backend, self.model, self.device, cache=cache_dir, **(backend_options or {}))
         self.alpha = alpha
         if preserve_color not in (None, *PRESERVE_MODES):
             raise ValueError(f"preserve_color must be one of {PRESERVE_MODES} or None, got {preserve_color!r}")

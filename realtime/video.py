@@ -84,8 +84,10 @@ def open_input(path: Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise BadVideoError(f"{path} is not a video FFmpeg can read ({e.__class__.__name__}); "
-                            f"pass an .mp4, .mkv, .mov or .webm file") from e
+        hint = ("it may be truncated (an .mp4 whose recording stopped early has no index)"
+                if path.suffix.lower() in (".mp4", ".mov", ".m4v") and path.stat().st_size > 0 else
+                "pass an .mp4, .mkv, .mov or .webm file")
+        raise BadVideoError(f"{path} is not a video FFmpeg can read ({e.__class__.__name__}); {hint}") from e
     if not container.streams.video:
         container.close()
         raise BadVideoError(f"{path} has no video stream; pass a file with video in it")
@@ -143,7 +145,16 @@ class _AudioPlan:
 @dataclass
 class _DecodeState:
     frames: int = 0
+    last_time: float = 0.0
     error: str | None = None
+
+
+def _declared_seconds(container, stream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
 
 
 def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike | None = None, *,
@@ -195,8 +206,15 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike | Non
                     if not put(frames_q, (rgb, t), stop_event):
                         return
                     state.frames += 1
+                    if frame.time is not None:
+                        state.last_time = float(frame.time)
         except av.error.FFmpegError as e:  # corrupt or truncated: keep what decoded
-            state.error = f"decoding stopped after {state.frames} frames: {e}"
+            state.error = f"decoding stopped after {state.frames} frames ({state.last_time:.1f} s): {e}"
+        declared = _declared_seconds(src, vin)
+        if state.error is None and declared and state.frames and \
+                state.last_time + 2.0 / float(rate) < 0.95 * declared:
+            state.error = (f"decoding stopped after {state.frames} frames ({state.last_time:.1f} s of "
+                           f"{declared:.1f} s declared): the file looks truncated; kept what decoded")
         put(frames_q, END, stop_event)
 
     dst = av.open(str(output), "w")

@@ -88,3 +88,48 @@ def test_models_and_doctor():
     verify = run("models", "verify", "lite")
     assert verify.returncode == 0 and "bundled" in verify.stdout
     assert "known models" in one_line_error(run("models", "pull", "nope"))
+
+
+def test_ctrl_c_finalises_a_playable_file(tmp_path, tiny_model_path, style_image):
+    import signal
+    import time
+
+    src = make_clip(tmp_path / "long.mp4", frames=400, size=(160, 120), audio=True)
+    out = tmp_path / "out.mp4"
+    code = "import sys; from realtime.cli import stylize_video_main; sys.exit(stylize_video_main())"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(src), "--style", str(style_image), "--model",
+                             str(tiny_model_path), "-o", str(out), "--backend", "torch"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()  # the progress line of the first frame
+    assert "/400" in first, first
+    time.sleep(1.0)  # ~20 more frames; the whole clip takes ~20 s here
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    info = probe(out)
+    assert 0 < info["frames"] < 400 and info["audio"] is not None
+    assert src.stat().st_size > 0
+
+
+def test_truncated_clip_says_how_much_was_kept(tmp_path, tiny_model_path, style_image):
+    src = make_clip(tmp_path / "in.mkv", frames=60, size=(64, 48), audio=False)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(src.read_bytes()[: int(src.stat().st_size * 0.6)])
+    proc = run_video(cut, "--style", style_image, "--model", tiny_model_path, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: decoding stopped after" in proc.stderr and "(incomplete)" in proc.stdout
+
+
+def test_unwritable_output_folder(tmp_path, monkeypatch):
+    import os
+
+    from realtime.errors import OutputError
+    from realtime.video import check_output
+
+    src = make_clip(tmp_path / "in.mp4", frames=2, audio=False)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode))
+    with pytest.raises(OutputError, match="not writable"):
+        check_output(src, tmp_path / "o.mp4", overwrite=False)

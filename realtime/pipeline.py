@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,15 @@ def get(q: queue.Queue, stop: threading.Event, timeout: float = 0.1) -> Any:
         if isinstance(item, Failure):
             item.reraise()
         return item
+
+
+def items(q: queue.Queue, stop: threading.Event) -> Iterator[Any]:
+    """Everything taken from q until END (or stop with nothing left); failures re-raised."""
+    while True:
+        item = get(q, stop)
+        if item is END:
+            return
+        yield item
 
 
 class Worker(threading.Thread):

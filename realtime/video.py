@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadVideoError, InputNotFoundError, OutputError
-from .pipeline import END, Worker, get, put
+from .pipeline import END, Worker, items, put
 from .progress import Progress
 
 OUTPUT_SUFFIXES = {".mp4", ".mkv", ".mov"}
@@ -157,13 +157,108 @@ def _declared_seconds(container, stream) -> float | None:
     return None
 
 
+def _decode(src, vin, ain, rate: Fraction, frames_q: queue.Queue, audio_q: queue.Queue, state: _DecodeState,
+            stop: threading.Event) -> None:
+    """Demux; upright RGB frames with their pts go to frames_q, audio packets to audio_q."""
+    import av
+
+    streams = [vin] + ([ain] if ain is not None else [])
+    try:
+        for packet in src.demux(*streams):
+            if stop.is_set():
+                break
+            if packet.stream is ain:
+                audio_q.put(packet)
+                continue
+            for frame in packet.decode():
+                rgb = frame.to_ndarray(format="rgb24")
+                k = _rotation_k(frame)
+                if k:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, k))
+                if not put(frames_q, (rgb, frame.pts), stop):
+                    return
+                state.frames += 1
+                if frame.time is not None:
+                    state.last_time = float(frame.time)
+    except av.error.FFmpegError as e:  # corrupt or truncated: keep what decoded
+        state.error = f"decoding stopped after {state.frames} frames ({state.last_time:.1f} s): {e}"
+    declared = _declared_seconds(src, vin)
+    if state.error is None and declared and state.frames and state.last_time + 2.0 / float(rate) < 0.95 * declared:
+        state.error = (f"decoding stopped after {state.frames} frames ({state.last_time:.1f} s of "
+                       f"{declared:.1f} s declared): the file looks truncated; kept what decoded")
+    put(frames_q, END, stop)
+
+
+class _Muxer:
+    """The output container: H.264 video at the input's timing, audio interleaved as video
+    time advances. ``finish`` is idempotent and always closes the file."""
+
+    def __init__(self, output: Path, vin, ain, rate: Fraction, audio_q: queue.Queue):
+        import av
+
+        self._av = av
+        self.dst = av.open(str(output), "w")
+        self.rate = rate
+        self.vout = self.dst.add_stream("libx264", rate=rate)
+        self.vout.codec_context.time_base = vin.time_base or Fraction(1, 90000)
+        self.vout.options = {"crf": "18", "preset": "veryfast"}
+        self.audio = _AudioPlan(ain, self.dst, output.suffix.lower()) if ain is not None else None
+        self.audio_q = audio_q
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+        self.last_time = 0.0
+        self._finished = False
+
+    def write(self, rgb: np.ndarray, pts: int | None) -> None:
+        if self.size is None:
+            h, w = rgb.shape[:2]
+            self.size = (w, h)
+            self.vout.width, self.vout.height = w, h
+            self.vout.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"  # 4:2:0 needs even sizes
+        frame = self._av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        tb = self.vout.codec_context.time_base
+        frame.pts = pts if pts is not None else int(self.frames / self.rate / tb)
+        frame.time_base = tb
+        self.dst.mux(self.vout.encode(frame))
+        self.frames += 1
+        self.last_time = float(frame.pts * tb)
+        self.drain_audio(self.last_time)
+
+    def drain_audio(self, until_s: float | None) -> None:
+        """Mux queued audio packets up to until_s (+0.5 s), or all of them for None."""
+        if self.audio is None:
+            return
+        while True:
+            try:
+                packet = self.audio_q.queue[0]
+            except IndexError:
+                return
+            t = packet.dts if packet.dts is not None else packet.pts
+            if until_s is not None and t is not None and float(t * packet.time_base) > until_s + 0.5:
+                return
+            self.audio_q.get_nowait()
+            self.audio.write(self.dst, packet)
+
+    def finish(self, complete: bool) -> None:
+        """Flush the encoders and close: all the audio after a full run, else up to the last frame."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            if self.size is not None:
+                self.dst.mux(self.vout.encode(None))
+            if self.audio is not None:
+                self.drain_audio(None if complete else self.last_time)
+                self.audio.flush(self.dst)
+        finally:
+            self.dst.close()
+
+
 def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike | None = None, *,
                   process: Callable[[np.ndarray], np.ndarray], overwrite: bool = False, progress: bool = True,
                   queue_size: int = 8, on_start: Callable[[], None] | None = None) -> VideoSummary:
     """Decode ``input_path``, apply ``process`` (uint8 RGB -> uint8 RGB, same size) to every
     frame, encode H.264 to ``output`` with the input's timing, size and audio."""
-    import av
-
     input_path = Path(input_path)
     output = Path(output) if output else default_output(input_path)
     src = open_input(input_path)
@@ -182,118 +277,30 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike | Non
     if on_start:
         on_start()
 
-    stop = threading.Event()
+    stop, complete = threading.Event(), threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=queue_size)
     out_q: queue.Queue = queue.Queue(maxsize=queue_size)
     audio_q: queue.Queue = queue.Queue()  # packets are small; unbounded keeps demuxing simple
     state = _DecodeState()
-
-    def decode(stop_event: threading.Event) -> None:
-        streams = [vin] + ([ain] if ain is not None else [])
-        try:
-            for packet in src.demux(*streams):
-                if stop_event.is_set():
-                    break
-                if packet.stream is ain:
-                    audio_q.put(packet)
-                    continue
-                for frame in packet.decode():
-                    rgb = frame.to_ndarray(format="rgb24")
-                    k = _rotation_k(frame)
-                    if k:
-                        rgb = np.ascontiguousarray(np.rot90(rgb, k))
-                    t = frame.pts if frame.pts is not None else None
-                    if not put(frames_q, (rgb, t), stop_event):
-                        return
-                    state.frames += 1
-                    if frame.time is not None:
-                        state.last_time = float(frame.time)
-        except av.error.FFmpegError as e:  # corrupt or truncated: keep what decoded
-            state.error = f"decoding stopped after {state.frames} frames ({state.last_time:.1f} s): {e}"
-        declared = _declared_seconds(src, vin)
-        if state.error is None and declared and state.frames and \
-                state.last_time + 2.0 / float(rate) < 0.95 * declared:
-            state.error = (f"decoding stopped after {state.frames} frames ({state.last_time:.1f} s of "
-                           f"{declared:.1f} s declared): the file looks truncated; kept what decoded")
-        put(frames_q, END, stop_event)
-
-    dst = av.open(str(output), "w")
-    size_holder: dict = {}
-    vout = dst.add_stream("libx264", rate=rate)
-    vout.codec_context.time_base = vin.time_base or Fraction(1, 90000)
-    vout.options = {"crf": "18", "preset": "veryfast"}
-    audio_plan = _AudioPlan(ain, dst, output.suffix.lower()) if ain is not None else None
+    muxer = _Muxer(output, vin, ain, rate, audio_q)
 
     def encode(stop_event: threading.Event) -> None:
-        index = 0
         try:
-            while True:
-                item = get(out_q, stop_event)
-                if item is END:
-                    break
-                rgb, pts = item
-                if "w" not in size_holder:
-                    h, w = rgb.shape[:2]
-                    size_holder.update(w=w, h=h)
-                    vout.width, vout.height = w, h
-                    vout.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"  # 4:2:0 needs even sizes
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                frame.pts = pts if pts is not None else int(index / rate / vout.codec_context.time_base)
-                frame.time_base = vout.codec_context.time_base
-                dst.mux(vout.encode(frame))
-                index += 1
-                last_video_s.append(float(frame.pts * frame.time_base))
-                del last_video_s[:-1]
-                _drain_audio(last_video_s[-1])
+            for rgb, pts in items(out_q, stop_event):
+                muxer.write(rgb, pts)
         finally:
-            _finish()
+            muxer.finish(complete.is_set())
 
-    def _drain_audio(until_s: float | None) -> None:
-        if audio_plan is None:
-            return
-        while True:
-            try:
-                packet = audio_q.queue[0]
-            except IndexError:
-                return
-            t = packet.dts if packet.dts is not None else packet.pts
-            if until_s is not None and t is not None and float(t * packet.time_base) > until_s + 0.5:
-                return
-            audio_q.get_nowait()
-            audio_plan.write(dst, packet)
-
-    finished = threading.Event()
-    complete = threading.Event()  # set by the caller's thread when every frame was stylised
-    last_video_s: list[float] = []
-
-    def _finish() -> None:
-        if finished.is_set():
-            return
-        finished.set()
-        try:
-            if "w" in size_holder:
-                dst.mux(vout.encode(None))
-            if audio_plan is not None:
-                # all the audio after a full run; after a failure only up to the last frame
-                _drain_audio(None if complete.is_set() else (last_video_s[-1] if last_video_s else 0.0))
-                audio_plan.flush(dst)
-        finally:
-            dst.close()
-
-    decoder = Worker("decode", decode, stop, errors_to=frames_q)
+    decoder = Worker("decode", lambda ev: _decode(src, vin, ain, rate, frames_q, audio_q, state, ev), stop,
+                     errors_to=frames_q)
     encoder = Worker("encode", encode, stop)
     bar = Progress(total, label=input_path.name, enabled=progress)
     start = time.perf_counter()
-    written = 0
-    interrupted = False
+    written, interrupted = 0, False
     decoder.start()
     encoder.start()
     try:
-        while True:
-            item = get(frames_q, stop)
-            if item is END:
-                break
-            rgb, pts = item
+        for rgb, pts in items(frames_q, stop):
             out = process(rgb)
             if out.shape != rgb.shape or out.dtype != np.uint8:
                 raise ValueError(f"process returned {out.dtype} {out.shape}, expected uint8 {rgb.shape}")
@@ -313,17 +320,22 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike | Non
         decoder.join(timeout=10)
         src.close()
         if not encoder.is_alive():
-            _finish()
+            muxer.finish(complete.is_set())
     encoder.raise_if_failed()
     decoder.raise_if_failed()
-    wall = time.perf_counter() - start
+    return _summary(input_path, output, muxer, vin, rate, written, time.perf_counter() - start, state,
+                    complete.is_set(), interrupted)
+
+
+def _summary(input_path: Path, output: Path, muxer: _Muxer, vin, rate: Fraction, written: int, wall: float,
+             state: _DecodeState, complete: bool, interrupted: bool) -> VideoSummary:
     warnings = [state.error] if state.error else []
     if interrupted:
         warnings.append(f"interrupted; {written} frames written and the file finalised")
-    w, h = size_holder.get("w", vin.width), size_holder.get("h", vin.height)
+    w, h = muxer.size or (vin.width, vin.height)
     summary = VideoSummary(str(input_path), str(output), written, w, h, float(rate), wall,
-                           written / wall if wall > 0 else 0.0, audio_plan.label if audio_plan else "none",
-                           complete.is_set() and state.error is None, warnings)
+                           written / wall if wall > 0 else 0.0, muxer.audio.label if muxer.audio else "none",
+                           complete and state.error is None, warnings)
     if interrupted:
         raise KeyboardInterrupt(summary.line())
     return summary

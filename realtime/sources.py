@@ -1,0 +1,148 @@
+"""Live frame sources: a webcam, a video file played at its own pace, or a stream URL.
+
+Every source yields ``Frame`` (uint8 RGB, capture time on ``time.monotonic()``, index) and is
+a context manager. ``open_source`` picks the kind from the ``--camera`` argument.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import InputNotFoundError, StylizeError
+from .frames import Frame, bgr_to_rgb
+
+
+class CameraError(StylizeError, OSError):
+    """The camera is missing, busy, or stopped delivering frames."""
+
+
+def list_cameras(max_index: int = 6) -> list[int]:
+    import cv2
+
+    found = []
+    for i in range(max_index):
+        cap = cv2.VideoCapture(i)
+        if cap.isOpened():
+            found.append(i)
+        cap.release()
+    return found
+
+
+class CameraSource:
+    """An OpenCV webcam; asks for a size and rate, then reports what the camera really gives."""
+
+    def __init__(self, index: int, size: tuple[int, int] | None = None, fps: float | None = None,
+                 retries: int = 30):
+        import cv2
+
+        self._cv2 = cv2
+        self.cap = cv2.VideoCapture(index)
+        if not self.cap.isOpened():
+            found = list_cameras()
+            listed = ", ".join(map(str, found)) if found else "none"
+            raise CameraError(f"camera {index} could not be opened (cameras found: {listed}); "
+                              f"pass --camera N, or a video file to test without a camera")
+        if size:
+            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps:
+            self.cap.set(cv2.CAP_PROP_FPS, fps)
+        self.size = (int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or fps or 30.0)
+        self.retries = retries
+        self.name = f"camera {index}"
+
+    def __iter__(self) -> Iterator[Frame]:
+        index, misses = 0, 0
+        while True:
+            ok, bgr = self.cap.read()
+            if not ok:  # unplugged or busy: retry for a while, then say so
+                misses += 1
+                if misses > self.retries:
+                    raise CameraError(f"{self.name} stopped delivering frames (unplugged?)")
+                time.sleep(0.1)
+                continue
+            misses = 0
+            yield Frame(bgr_to_rgb(bgr), time.monotonic(), index)
+            index += 1
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self) -> CameraSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FileSource:
+    """A video file (or stream URL) as a live source: frames are released at the file's own
+    pace (``paced``), and ``loop`` starts again at the end."""
+
+    def __init__(self, path: str, loop: bool = False, paced: bool = True):
+        from .video import open_input
+
+        self.path = path
+        is_url = "://" in path
+        if not is_url and not Path(path).exists():
+            raise InputNotFoundError(f"video not found: {path}")
+        self._open = (lambda: open_input(Path(path))) if not is_url else (lambda: _open_url(path))
+        probe = self._open()
+        stream = probe.streams.video[0]
+        self.fps = float(stream.average_rate or stream.guessed_rate or 30)
+        self.size = (stream.width, stream.height)
+        probe.close()
+        self.loop = loop
+        self.paced = paced and not is_url  # a network stream is paced by its sender
+        self.name = path
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        start = time.monotonic()
+        offset = 0.0  # media time of earlier loops
+        while True:
+            container = self._open()
+            last = 0.0
+            try:
+                for frame in container.decode(video=0):
+                    t = float(frame.time or 0.0) + offset
+                    last = t
+                    if self.paced:
+                        wait = start + t - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                    yield Frame(frame.to_ndarray(format="rgb24"), time.monotonic(), index)
+                    index += 1
+            finally:
+                container.close()
+            if not self.loop:
+                return
+            offset = last + 1.0 / self.fps
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _open_url(url: str):
+    import av
+
+    try:
+        return av.open(url, timeout=10)
+    except av.error.FFmpegError as e:
+        raise CameraError(f"could not open stream {url}: {e}") from e
+
+
+def open_source(spec: str, loop: bool = False, size: tuple[int, int] | None = None, fps: float | None = None):
+    """'0', '1', ... -> a webcam; anything else -> a file or URL."""
+    if spec.isdigit():
+        return CameraSource(int(spec), size, fps)
+    return FileSource(spec, loop=loop)

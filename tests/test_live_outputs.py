@@ -1,0 +1,154 @@
+"""Preview window (under Xvfb), virtual camera (through pyvirtualcam's backend contract), keys."""
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import pattern
+from realtime.errors import OutputError
+from realtime.frames import Frame
+from realtime.live import LivePipeline
+
+
+@pytest.fixture
+def xvfb(monkeypatch):
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb; .ci/run installs it)")
+    display = ":97"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    monkeypatch.setenv("DISPLAY", display)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    yield display
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _source(n=60, h=120, w=160):
+    for i in range(n):
+        yield Frame(pattern(h, w, 0), time.monotonic(), i)
+        time.sleep(0.03)
+
+
+@pytest.mark.requires_display
+def test_preview_window_shows_the_stylised_frame(xvfb, default_model, style_image):
+    import cv2
+    from PIL import ImageGrab
+
+    from realtime.sinks import PreviewSink
+    from realtime.stylizer import Stylizer
+
+    s = Stylizer(default_model, device="cpu")
+    s.set_style(style_image)
+    expected = s.stylize(pattern(120, 160, 0))
+    pipeline = LivePipeline(_source(), s.stylize, [PreviewSink()])
+    runner = threading.Thread(target=pipeline.run, kwargs={"duration": 6}, daemon=True)
+    runner.start()
+    time.sleep(3.0)
+    shot = np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB"))
+    pipeline.stop_event.set()
+    runner.join(timeout=20)
+    score = cv2.matchTemplate(shot, expected, cv2.TM_CCOEFF_NORMED).max()
+    raw = cv2.matchTemplate(shot, pattern(120, 160, 0), cv2.TM_CCOEFF_NORMED).max()
+    assert score > 0.9, f"stylised frame not found on screen (best match {score:.2f})"
+    assert raw < score  # what is shown is the stylised frame, not the camera frame
+
+
+def test_preview_without_display_is_one_line(monkeypatch):
+    from realtime.sinks import PreviewSink
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    sink = PreviewSink()
+    with pytest.raises(OutputError, match="needs a display"):
+        sink._open(64, 48)
+
+
+class FakeCam:
+    """Stands in for the device only: pyvirtualcam's backend contract."""
+
+    frames: list = []
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        self.width, self.height, self.fourcc = width, height, fourcc
+
+    def close(self):
+        pass
+
+    def send(self, frame):
+        FakeCam.frames.append(frame.copy())
+
+    def device(self):
+        return "fake-cam-0"
+
+    def native_fourcc(self):
+        return None
+
+
+def test_virtual_camera_through_the_backend_contract(monkeypatch):
+    pyvirtualcam = pytest.importorskip("pyvirtualcam", reason="optional extra [virtualcam] not installed")
+    from realtime.sinks import VirtualCamSink
+
+    monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "test-fake", FakeCam)  # removed after the test
+    FakeCam.frames = []
+    sink = VirtualCamSink((160, 120), 30, backend="test-fake")
+    stats = LivePipeline(_source(10), lambda rgb: 255 - rgb, [sink]).run()
+    sink.close()
+    assert sink.name == "virtualcam fake-cam-0"
+    assert len(FakeCam.frames) == stats["sent_frames"][sink.name] > 0
+    # pyvirtualcam hands backends a flat RGB buffer
+    assert np.array_equal(FakeCam.frames[0].reshape(120, 160, 3), 255 - pattern(120, 160, 0))
+
+
+def test_no_virtual_camera_device_is_a_clear_error():
+    pytest.importorskip("pyvirtualcam", reason="optional extra [virtualcam] not installed")
+    from realtime.sinks import VirtualCamSink
+
+    if os.path.exists("/dev/video0"):
+        pytest.skip("this machine has a video device")
+    with pytest.raises(OutputError, match="modprobe v4l2loopback"):
+        VirtualCamSink((160, 120), 30)
+
+
+def test_keys_change_the_live_settings(tmp_path, tiny_model, style_image):
+    from PIL import Image
+
+    from realtime.controls import LiveController, RecordingSink
+    from realtime.stylizer import Stylizer
+
+    second = tmp_path / "b.png"
+    Image.fromarray(pattern(64, 64, 9)).save(second)
+    s = Stylizer(tiny_model, device="cpu", backend="torch")
+    s.set_style(style_image)
+    before = s._stats
+    recorder = RecordingSink(tmp_path, (160, 120), 30)
+    c = LiveController(s, [style_image, second], recorder, still_dir=tmp_path)
+    frame = pattern(120, 160, 0)
+    c.handle_key(ord("n"))
+    c._switching.join(timeout=30)
+    assert s._stats is not before and c.index == 1
+    c.handle_key(ord("-"))
+    assert s.alpha == pytest.approx(0.9)
+    c.handle_key(ord("t"))
+    assert np.array_equal(c.process(frame), frame)  # style off shows the camera
+    c.handle_key(ord("t"))
+    c.process(frame)
+    c.handle_key(ord("s"))
+    assert c.stills and c.stills[0].exists()
+    c.handle_key(ord("r"))
+    for i in range(5):
+        recorder.send(frame, 100 + i / 30)
+    c.handle_key(ord("r"))  # stop: the file is finalised
+    from conftest import probe
+
+    assert probe(recorder.files[0])["frames"] == 5
+    stop = threading.Event()
+    c.stop_event = stop
+    c.handle_key(27)
+    assert stop.is_set()

@@ -138,3 +138,59 @@ def test_webcam_command_on_a_clip(tmp_path, tiny_model_path, style_image):
     data = json.loads(stats.read_text())
     assert data["capture_fps"] > 15 and data["processed_fps"] > 0
     assert probe(tmp_path / "rec.mp4")["frames"] > 5
+
+
+def test_unplugged_camera_retries_then_says_so(monkeypatch):
+    import cv2
+
+    from realtime.sources import CameraSource
+
+    class FlakyCapture:
+        """A camera that delivers three frames, then nothing (unplugged)."""
+
+        def __init__(self, index):
+            self.n = 0
+
+        def isOpened(self):  # noqa: N802 - OpenCV's name
+            return True
+
+        def set(self, prop, value):
+            return True
+
+        def get(self, prop):
+            return {cv2.CAP_PROP_FRAME_WIDTH: 32, cv2.CAP_PROP_FRAME_HEIGHT: 24, cv2.CAP_PROP_FPS: 30}.get(prop, 0)
+
+        def read(self):
+            self.n += 1
+            return (True, np.zeros((24, 32, 3), np.uint8)) if self.n <= 3 else (False, None)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", FlakyCapture)
+    cam = CameraSource(0, retries=3)
+    assert cam.size == (32, 24)
+    got = []
+    with pytest.raises(CameraError, match="stopped delivering frames"):
+        for frame in cam:
+            got.append(frame)
+    assert len(got) == 3 and got[0].rgb.shape == (24, 32, 3)
+
+
+def test_webcam_ctrl_c_keeps_the_recording(tmp_path, tiny_model_path, style_image):
+    import signal
+    import subprocess
+    import sys
+
+    clip = make_clip(tmp_path / "c.mp4", frames=24, rate=24, size=(64, 48), audio=False)
+    rec = tmp_path / "rec.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "webcam", "--camera", str(clip), "--loop", "--style",
+                             str(style_image), "--model", str(tiny_model_path), "--output", str(rec)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # model load, then ~2-3 s of frames
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "processed_fps" in out
+    assert probe(rec)["frames"] > 5

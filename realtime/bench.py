@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .adain import calc_mean_std
+
 SIZES = {"256x256": (256, 256), "640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
 CPU_PEAK_GFLOPS = 166.0  # fp32, two cores of this project's machines (AVX-512 FMA)
 
@@ -34,8 +36,10 @@ def conv_gflops(model: nn.Module, h: int, w: int) -> float:
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     s = model.stride
     x = torch.zeros(1, 3, -(-h // s) * s, -(-w // s) * s)
-    with torch.inference_mode():
-        model.reconstruct(x)
+    with torch.inference_mode():  # one encode and one decode, as per frame (style statistics are cached)
+        feats = model.encode(x)
+        own = {k: calc_mean_std(v) for k, v in feats.items()}
+        model.decode(feats, own, own)
     for handle in handles:
         handle.remove()
     return 2 * total / 1e9

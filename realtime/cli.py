@@ -204,6 +204,8 @@ def cmd_webcam(args: argparse.Namespace) -> int:
             print(HELP, file=sys.stderr)
         pipeline = LivePipeline(source, controller.process, sinks)
         controller.attach(pipeline)
+        print(f"live: {source.name} {source.size[0]}x{source.size[1]} @ {fps:.1f} fps -> {', '.join(outputs)}; "
+              f"Ctrl-C to stop", file=sys.stderr, flush=True)
         try:
             stats = pipeline.run(duration=args.duration)
         except KeyboardInterrupt:

@@ -80,20 +80,25 @@ def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), ra
         if audio:
             a = c.add_stream("aac", rate=44100)
             a.layout = "mono"
+        n_audio = int(frames / float(rate) * 44100)
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n_audio) / 44100)).astype(np.float32)
+        sent = 0
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(pattern(h, w, i), format="rgb24")
             f.pts = i
             c.mux(v.encode(f))
+            # interleave: audio up to the end of this frame, as real recordings are laid out
+            until = min(n_audio, int((i + 1) / float(rate) * 44100))
+            while a is not None and sent + 1024 <= until:
+                af = av.AudioFrame.from_ndarray(tone[None, sent:sent + 1024], format="flt", layout="mono")
+                af.sample_rate, af.pts = 44100, sent
+                c.mux(a.encode(af))
+                sent += 1024
         c.mux(v.encode(None))
         if a is not None:
-            seconds = frames / float(rate)
-            n = int(seconds * 44100)
-            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)
-            for start in range(0, n, 1024):
-                chunk = tone[start:start + 1024][None]
-                af = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                af.sample_rate = 44100
-                af.pts = start
+            if sent < n_audio:
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[None, sent:]), format="flt", layout="mono")
+                af.sample_rate, af.pts = 44100, sent
                 c.mux(a.encode(af))
             c.mux(a.encode(None))
     return path

@@ -187,7 +187,9 @@ def test_webcam_ctrl_c_keeps_the_recording(tmp_path, tiny_model_path, style_imag
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "webcam", "--camera", str(clip), "--loop", "--style",
                              str(style_image), "--model", str(tiny_model_path), "--output", str(rec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # model load, then ~2-3 s of frames
+    started = proc.stderr.readline()  # printed once the model is loaded and outputs are open
+    assert started.startswith("live:"), started
+    time.sleep(2)
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

@@ -119,6 +119,16 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
             rows.append({"method": f"{stylizer.model.name} [{stylizer.backend.name}]", "size": size, "ms": ms,
                          "fps": 1000 / ms, "gflops": gflops, "peak_fraction": gflops / (ms / 1000) / CPU_PEAK_GFLOPS})
             log(_format_row(rows[-1]))
+        if "640x480" in frames:  # the cost of temporal smoothing per frame, on moving input
+            moving = [np.roll(frames["640x480"], 4 * k, axis=1) for k in range(16)]
+            for temporal in (False, True):
+                s = Stylizer(model=loaded, device=str(dev), backend=backend, temporal=temporal)
+                s.set_style(style)
+                counter = iter(range(10**9))
+                ms = time_call(lambda: s.stylize(moving[next(counter) % 16]))
+                rows.append({"method": f"{s.model.name} [{s.backend.name}{' +temporal' if temporal else ''}]",
+                             "size": "640x480 moving", "ms": ms, "fps": 1000 / ms, "gflops": None, "peak_fraction": None})
+                log(_format_row(rows[-1]))
         if clip is not None:
             for label, opts, temporal in _video_variants(backend):
                 s = Stylizer(model=loaded, device=str(dev), backend=backend, backend_options=opts, temporal=temporal)
@@ -143,11 +153,12 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
 
 
 def _video_variants(backend: str) -> list[tuple[str, dict, bool]]:
-    """End-to-end runs: default settings, temporal off, and for ONNX Runtime the thread settings
-    that compete with the decode and encode threads (spinning, one intra-op thread)."""
+    """End-to-end runs: default settings with and without temporal smoothing, and for ONNX
+    Runtime the thread settings that compete with the decode and encode threads (spinning on,
+    one intra-op thread)."""
     variants = [(" +temporal", {}, True), ("", {}, False)]
     if backend == "onnxruntime":
-        variants += [(" no-spin", {"spinning": False}, False), (" 1 thread", {"threads": 1}, False)]
+        variants += [(" spinning", {"spinning": True}, False), (" 1 thread", {"threads": 1}, False)]
     return variants
 
 

@@ -73,7 +73,11 @@ class LivePipeline:
         self._lock = threading.Lock()
         self._workers = [Worker("capture", self._capture, self.stop_event),
                          Worker("inference", self._infer, self.stop_event)]
-        self._workers += [Worker(f"output {s.name}", self._output_loop(s), self.stop_event) for s in sinks]
+        # GUI sinks (the preview window) are driven by the caller's thread inside run(): HighGUI
+        # belongs on the main thread (macOS's Cocoa requires it)
+        self._main_sinks = [s for s in sinks if getattr(s, "main_thread", False)]
+        self._workers += [Worker(f"output {s.name}", self._output_loop(s), self.stop_event)
+                          for s in sinks if s not in self._main_sinks]
         for s in sinks:
             self.stats.sent[s.name] = 0
             self.stats.sink_dropped[s.name] = 0
@@ -100,6 +104,13 @@ class LivePipeline:
         for q in self._sink_qs.values():
             put_latest(q, END)
 
+    def _deliver(self, sink: Sink, item) -> None:
+        rgb, captured = item
+        sink.send(rgb, captured)
+        with self._lock:
+            self.stats.sent[sink.name] += 1
+            self.stats.latencies_ms.append(1000 * (time.monotonic() - captured))
+
     def _output_loop(self, sink: Sink) -> Callable[[threading.Event], None]:
         def run(stop: threading.Event) -> None:
             q = self._sink_qs[sink.name]
@@ -107,25 +118,41 @@ class LivePipeline:
                 item = get(q, stop)
                 if item is END:
                     return
-                rgb, captured = item
-                sink.send(rgb, captured)
-                with self._lock:
-                    self.stats.sent[sink.name] += 1
-                    self.stats.latencies_ms.append(1000 * (time.monotonic() - captured))
+                self._deliver(sink, item)
         return run
+
+    def _pump_main_sinks(self, wait: float) -> bool:
+        """Deliver the newest frame to each main-thread sink; False once all of them ended."""
+        alive = False
+        for sink in self._main_sinks:
+            try:
+                item = self._sink_qs[sink.name].get(timeout=wait / max(1, len(self._main_sinks)))
+            except queue.Empty:
+                alive = True
+                continue
+            if item is not END:
+                self._deliver(sink, item)
+                alive = True
+        return alive
 
     def run(self, duration: float | None = None) -> dict:
         """Run until the source ends, ``duration`` seconds pass, a thread fails, or Ctrl-C."""
+        for sink in self._main_sinks:
+            if hasattr(sink, "prepare"):
+                sink.prepare()  # GUI set-up before any other thread runs
         for w in self._workers:
             w.start()
         deadline = None if duration is None else time.monotonic() + duration
         try:
-            while any(w.is_alive() for w in self._workers):
+            while any(w.is_alive() for w in self._workers) and not self.stop_event.is_set():
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 if any(w.error is not None for w in self._workers):
                     break
-                time.sleep(0.05)
+                if not self._main_sinks:
+                    time.sleep(0.05)
+                elif not self._pump_main_sinks(wait=0.05):
+                    break
         finally:
             self.stop()
         for w in self._workers:

@@ -92,11 +92,19 @@ class EncoderSink:
 
 
 class PreviewSink:
-    """An OpenCV HighGUI window (resizable). Every HighGUI call happens on this sink's output
-    thread; key presses go to ``on_key``, closing the window counts as 'q'."""
+    """An OpenCV HighGUI window (resizable). ``main_thread``: the pipeline calls it from the
+    thread that runs it, which must be the main thread; key presses go to ``on_key``, closing
+    the window counts as 'q'."""
 
-    def __init__(self, title: str = "realtime-style", on_key=None, overlay=None):
+    main_thread = True
+
+    def __init__(self, title: str = "realtime-style", on_key=None, overlay=None, size: tuple[int, int] | None = None):
+        # cv2 must be loaded before PyAV: with PyAV's FFmpeg libraries loaded first, OpenCV's
+        # Qt window never opens. API users who import av themselves should import cv2 first.
+        import cv2  # noqa: F401
+
         self.name = "preview"
+        self.size = size
         self.title = title
         self.on_key = on_key
         self.overlay = overlay  # callable -> str or None
@@ -124,6 +132,12 @@ class PreviewSink:
             raise OutputError("the preview window could not open (no display, or OpenCV built without GUI: "
                               "pip install opencv-python, not -headless); use --output FILE.mp4 instead") from e
         self._opened = True
+
+    def prepare(self) -> None:
+        """Open the window before the pipeline's threads start, so a window problem surfaces
+        before any frame is captured."""
+        if not self._opened and self.size is not None:
+            self._open(*self.size)
 
     def send(self, rgb: np.ndarray, capture_time: float) -> None:
         import cv2
@@ -185,6 +199,7 @@ class VirtualCamSink:
 
     def send(self, rgb: np.ndarray, capture_time: float) -> None:
         self.cam.send(np.ascontiguousarray(rgb))
+        self.cam.sleep_until_next_frame()  # paced at the camera's fps, never faster
 
     def close(self) -> None:
         if not self._closed:
@@ -195,7 +210,7 @@ class VirtualCamSink:
 def open_sink(target: str, size: tuple[int, int], fps: float, on_key=None, overlay=None) -> Sink:
     """'preview', 'virtualcam', 'udp://HOST:PORT', 'srt://...', or a file ending in .mp4/.mkv/.mov/.ts."""
     if target == "preview":
-        return PreviewSink(on_key=on_key, overlay=overlay)
+        return PreviewSink(on_key=on_key, overlay=overlay, size=size)
     if target == "virtualcam":
         return VirtualCamSink(size, fps)
     if target.startswith(("udp://", "srt://")) or Path(target).suffix.lower() in (".mp4", ".mkv", ".mov", ".ts"):

@@ -47,13 +47,14 @@ def test_preview_window_shows_the_stylised_frame(xvfb, default_model, style_imag
     s = Stylizer(default_model, device="cpu")
     s.set_style(style_image)
     expected = s.stylize(pattern(120, 160, 0))
-    pipeline = LivePipeline(_source(), s.stylize, [PreviewSink()])
-    runner = threading.Thread(target=pipeline.run, kwargs={"duration": 6}, daemon=True)
-    runner.start()
-    time.sleep(3.0)
-    shot = np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB"))
-    pipeline.stop_event.set()
-    runner.join(timeout=20)
+    pipeline = LivePipeline(_source(200), s.stylize, [PreviewSink()])
+    shots = []
+    grabber = threading.Timer(4.0, lambda: shots.append(np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB"))))
+    grabber.start()
+    stats = pipeline.run(duration=6)  # the window lives on this (the main) thread
+    grabber.join()
+    shot = shots[0]
+    assert stats["sent_frames"]["preview"] > 10
     score = cv2.matchTemplate(shot, expected, cv2.TM_CCOEFF_NORMED).max()
     raw = cv2.matchTemplate(shot, pattern(120, 160, 0), cv2.TM_CCOEFF_NORMED).max()
     assert score > 0.9, f"stylised frame not found on screen (best match {score:.2f})"
@@ -152,3 +153,22 @@ def test_keys_change_the_live_settings(tmp_path, tiny_model, style_image):
     c.stop_event = stop
     c.handle_key(27)
     assert stop.is_set()
+
+
+@pytest.mark.requires_display
+def test_webcam_command_shows_a_preview_from_a_file_source(xvfb, tmp_path, tiny_model_path, style_image):
+    """The file source loads PyAV; the window must still open (regression: it hung when av came first)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", frames=24, rate=24, size=(64, 48), audio=False)
+    stats = tmp_path / "stats.json"
+    proc = subprocess.run([sys.executable, "-m", "realtime", "webcam", "--camera", str(clip), "--loop", "--style",
+                           str(style_image), "--model", str(tiny_model_path), "--output", "preview", "--duration", "4",
+                           "--stats-json", str(stats), "--record-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "DISPLAY": xvfb})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(stats.read_text())["sent_frames"]["preview"] > 10

@@ -177,10 +177,6 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
-    # OpenCV's Qt window never opens if PyAV's FFmpeg libraries were loaded first (measured:
-    # cv2.namedWindow hangs after `import av`, works the other way round), so cv2 goes first
-    import cv2  # noqa: F401
-
     from .controls import HELP, LiveController, RecordingSink
     from .images import IMAGE_SUFFIXES
     from .live import LivePipeline, write_stats

@@ -11,7 +11,9 @@ def _line(label: str, value: str) -> str:
 
 
 def report(cache: str | None = None) -> str:
-    import av
+    from ._av import import_av
+
+    av = import_av()
     import numpy
     import torch
 

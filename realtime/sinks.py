@@ -34,7 +34,9 @@ class EncoderSink:
     TIME_BASE = Fraction(1, 90000)
 
     def __init__(self, target: str, size: tuple[int, int], fps: float, bitrate: int = 4_000_000):
-        import av
+        from ._av import import_av
+
+        av = import_av()
 
         self.name = target
         self.network = "://" in target
@@ -62,7 +64,9 @@ class EncoderSink:
         self._closed = False
 
     def send(self, rgb: np.ndarray, capture_time: float) -> None:
-        import av
+        from ._av import import_av
+
+        av = import_av()
 
         if self._t0 is None:
             self._t0 = capture_time
@@ -99,8 +103,8 @@ class PreviewSink:
     main_thread = True
 
     def __init__(self, title: str = "realtime-style", on_key=None, overlay=None, size: tuple[int, int] | None = None):
-        # cv2 must be loaded before PyAV: with PyAV's FFmpeg libraries loaded first, OpenCV's
-        # Qt window never opens. API users who import av themselves should import cv2 first.
+        # cv2 must be loaded before PyAV (see realtime/_av.py); API users who import av
+        # themselves should import cv2 first.
         import cv2  # noqa: F401
 
         self.name = "preview"

@@ -133,7 +133,9 @@ class FileSource:
 
 
 def _open_url(url: str):
-    import av
+    from ._av import import_av
+
+    av = import_av()
 
     try:
         return av.open(url, timeout=10)

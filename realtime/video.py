@@ -75,7 +75,9 @@ def check_output(input_path: Path, output: Path, overwrite: bool) -> None:
 
 def open_input(path: Path):
     """Open path with PyAV; one-line errors for missing files, non-videos and audio-only files."""
-    import av
+    from ._av import import_av
+
+    av = import_av()
 
     if not path.exists():
         raise InputNotFoundError(f"input video not found: {path}")
@@ -112,7 +114,9 @@ class _AudioPlan:
             self.out_stream = out_container.add_stream_from_template(in_stream)
             self.label = f"copied ({name})"
         else:
-            import av
+            from ._av import import_av
+
+            av = import_av()
 
             rate = in_stream.codec_context.sample_rate or 48000
             self.out_stream = out_container.add_stream("aac", rate=rate)
@@ -160,7 +164,9 @@ def _declared_seconds(container, stream) -> float | None:
 def _decode(src, vin, ain, rate: Fraction, frames_q: queue.Queue, audio_q: queue.Queue, state: _DecodeState,
             stop: threading.Event) -> None:
     """Demux; upright RGB frames with their pts go to frames_q, audio packets to audio_q."""
-    import av
+    from ._av import import_av
+
+    av = import_av()
 
     streams = [vin] + ([ain] if ain is not None else [])
     try:
@@ -194,7 +200,9 @@ class _Muxer:
     time advances. ``finish`` is idempotent and always closes the file."""
 
     def __init__(self, output: Path, vin, ain, rate: Fraction, audio_q: queue.Queue):
-        import av
+        from ._av import import_av
+
+        av = import_av()
 
         self._av = av
         self.dst = av.open(str(output), "w")

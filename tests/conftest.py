@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from fractions import Fraction
+
+import cv2  # noqa: F401 - before PyAV, or OpenCV's Qt window never opens (see realtime/_av.py)
 from pathlib import Path
 
 import numpy as np

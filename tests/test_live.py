@@ -187,12 +187,19 @@ def test_webcam_ctrl_c_keeps_the_recording(tmp_path, tiny_model_path, style_imag
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "webcam", "--camera", str(clip), "--loop", "--style",
                              str(style_image), "--model", str(tiny_model_path), "--output", str(rec)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = proc.stderr.readline()  # printed once the model is loaded and outputs are open
-    assert started.startswith("live:"), started
-    time.sleep(2)
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        seen = []
+        while not (seen and seen[-1].startswith("live:")):  # printed once the model is loaded
+            line = proc.stderr.readline()
+            assert line, f"exited before going live: {''.join(seen)}"
+            seen.append(line)
+        time.sleep(2)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, err
     assert "processed_fps" in out
     assert probe(rec)["frames"] > 5

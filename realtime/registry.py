@@ -20,7 +20,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from .errors import UnknownModelError, WeightsError
@@ -62,15 +61,13 @@ class ModelSpec:
 
 
 def models_dir() -> Path:
-    """Where models/ is: inside the installed package, or the source checkout."""
-    try:
-        bundled = resources.files("realtime._bundled")
-        path = Path(str(bundled))
-        if (path / "registry.json").exists():
-            return path
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "models"
+    """Where models/ is: realtime/_bundled in an installed wheel, or models/ of a source checkout
+    (editable installs). _bundled is a data folder without __init__, so it is found by path."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_bundled", here.parent / "models"):
+        if (candidate / "registry.json").exists():
+            return candidate
+    return here / "_bundled"
 
 
 @lru_cache(maxsize=None)

@@ -99,7 +99,9 @@ def test_ctrl_c_finalises_a_playable_file(tmp_path, tiny_model_path, style_image
     code = "import sys; from realtime.cli import stylize_video_main; sys.exit(stylize_video_main())"
     proc = subprocess.Popen([sys.executable, "-c", code, str(src), "--style", str(style_image), "--model",
                              str(tiny_model_path), "-o", str(out), "--backend", "torch"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a runner started in the background passes SIGINT on as ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stderr.readline()  # the progress line of the first frame
     assert "/400" in first, first
     time.sleep(0.5)  # a few more frames; the whole clip takes 10 s or more even on an idle machine

@@ -186,7 +186,9 @@ def test_webcam_ctrl_c_keeps_the_recording(tmp_path, tiny_model_path, style_imag
     rec = tmp_path / "rec.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "realtime", "webcam", "--camera", str(clip), "--loop", "--style",
                              str(style_image), "--model", str(tiny_model_path), "--output", str(rec)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a runner started in the background passes SIGINT on as ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen = []
         while not (seen and seen[-1].startswith("live:")):  # printed once the model is loaded

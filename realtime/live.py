@@ -12,6 +12,7 @@ import json
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ import numpy as np
 from .frames import Frame
 from .pipeline import END, Worker, get
 from .sinks import Sink
+
+
+LATENCY_WINDOW = 5000  # frames (about 3 min at 30 fps) behind the p50/p95 figures
 
 
 def put_latest(q: queue.Queue, item) -> bool:
@@ -46,11 +50,13 @@ class LiveStats:
     dropped: int = 0  # captured frames replaced before inference took them
     sent: dict[str, int] = field(default_factory=dict)
     sink_dropped: dict[str, int] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
+    # the most recent latencies only: a live session may run for hours, and the overlay
+    # summarises them every frame
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
 
     def summary(self) -> dict:
         wall = max(1e-9, time.monotonic() - self.started)
-        lat = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
+        lat = np.fromiter(self.latencies_ms, float) if self.latencies_ms else np.array([np.nan])
         return {"seconds": round(wall, 2), "captured_frames": self.captured, "processed_frames": self.processed,
                 "sent_frames": dict(self.sent),
                 "capture_fps": self.captured / wall, "processed_fps": self.processed / wall,

@@ -31,6 +31,14 @@ def main() -> None:
     p.add_argument("--student", type=json.loads, help='JSON, e.g. {"width": 0.25, "depth": 4}')
     p.add_argument("--seed", type=int)
     p.add_argument("--init-from", help="warm start from another run's last.pt (skips distillation)")
+    for flag, kind, text in (("--adain-lr", float, "decoder learning rate in the AdaIN stage"),
+                             ("--encoder-lr", float, "fine-tune the encoder end to end at this rate (AdaIN stage)"),
+                             ("--short-side", int, "hold training images at this short side"),
+                             ("--max-zoom-out", float, "crop windows span crop..crop*this pixels"),
+                             ("--adain-content-weight", float, "weight of the AdaIN-target content loss"),
+                             ("--perceptual-content-weight", float, "weight of the perceptual content loss"),
+                             ("--style-distance-weight", float, "weight of the eval-form style distance")):
+        p.add_argument(flag, type=kind, help=text)
     args = p.parse_args()
 
     from realtime.train.trainer import Trainer, TrainConfig, setup_logging
@@ -44,7 +52,12 @@ def main() -> None:
     overrides = {k: v for k, v in {"distill_steps": args.distill_steps, "adain_steps": args.adain_steps,
                                    "batch": args.batch, "crop": args.crop, "style_weight": args.style_weight,
                                    "student": args.student, "seed": args.seed,
-                                   "init_from": args.init_from}.items() if v is not None}
+                                   "init_from": args.init_from, "adain_lr": args.adain_lr,
+                                   "encoder_lr": args.encoder_lr, "short_side": args.short_side,
+                                   "max_zoom_out": args.max_zoom_out,
+                                   "adain_content_weight": args.adain_content_weight,
+                                   "perceptual_content_weight": args.perceptual_content_weight,
+                                   "style_distance_weight": args.style_distance_weight}.items() if v is not None}
     cfg = TrainConfig(**{**base, **overrides})
     trainer = Trainer(cfg, args.run)
     if args.export_now:

@@ -54,6 +54,16 @@ class TrainConfig:
     threads: int = 2
     bf16_teacher: bool = True
     init_from: str | None = None  # warm start: encoder, adapters and decoder main path of a checkpoint
+    # data scale: images are held at this short side and crops take windows of crop..crop*max_zoom_out
+    short_side: int = 288
+    max_zoom_out: float = 2.0
+    # extra objectives (0 = off), in the evaluation's own terms: a perceptual content loss against the
+    # content image (channel-unit-normalised teacher features at relu2_1..relu4_1) and the style
+    # distance sum ||d mu|| + ||d sigma|| over relu1_1..relu4_1 in raw teacher units / 1000
+    adain_content_weight: float = 1.0
+    perceptual_content_weight: float = 0.0
+    style_distance_weight: float = 0.0
+    encoder_lr: float = 0.0  # > 0: fine-tune the encoder end to end in the AdaIN stage
 
 
 def _teacher_scales(teacher: nn.Module, images: torch.Tensor) -> dict[str, float]:
@@ -83,8 +93,8 @@ class Trainer:
         self.teacher = vgg16_teacher(load_file(cfg.teacher))
         self.step = 0
         self.scales: dict[str, float] = {}
-        self.content = ImageBank(cfg.content_dir)
-        self.style = ImageBank(cfg.style_dir)
+        self.content = ImageBank(cfg.content_dir, short_side=cfg.short_side)
+        self.style = ImageBank(cfg.style_dir, short_side=cfg.short_side)
         self._make_optimizer()
         self._resume()
         if self.step == 0 and cfg.init_from:
@@ -99,8 +109,12 @@ class Trainer:
             params = [*self.encoder.parameters(), *self.adapters.parameters(), *self.decoder.parameters()]
             self.opt = torch.optim.Adam(params, lr=self.cfg.lr)
         else:
-            self.encoder.requires_grad_(False)
-            self.opt = torch.optim.Adam(self.decoder.parameters(), lr=self.cfg.adain_lr)
+            groups = [{"params": list(self.decoder.parameters()), "lr": self.cfg.adain_lr, "base_lr": self.cfg.adain_lr}]
+            self.encoder.requires_grad_(self.cfg.encoder_lr > 0)
+            if self.cfg.encoder_lr > 0:
+                groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr,
+                               "base_lr": self.cfg.encoder_lr})
+            self.opt = torch.optim.Adam(groups)
 
     def _state(self) -> dict:
         return {"step": self.step, "encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
@@ -138,9 +152,12 @@ class Trainer:
         self.encoder.load_state_dict(state["encoder"])
         self.adapters.load_state_dict(state["adapters"])
         decoder = state["decoder"]
-        target = self.decoder.layers if hasattr(self.decoder, "layers") else self.decoder
-        target.load_state_dict({k.removeprefix("layers."): v for k, v in decoder.items()
-                                if not k.startswith("skips.")}, strict=True)
+        if set(decoder) == set(self.decoder.state_dict()):  # same decoder: fine-tune all of it
+            self.decoder.load_state_dict(decoder, strict=True)
+        else:
+            target = self.decoder.layers if hasattr(self.decoder, "layers") else self.decoder
+            target.load_state_dict({k.removeprefix("layers."): v for k, v in decoder.items()
+                                    if not k.startswith("skips.")}, strict=True)
         self.scales = state["scales"]
         self.step = self.cfg.distill_steps
         self._make_optimizer()
@@ -177,24 +194,39 @@ class Trainer:
         return losses
 
     def adain_step(self) -> dict[str, float]:
-        c = self.content.crops(self.cfg.batch, self.cfg.crop, self.gen)
-        s = self.style.crops(self.cfg.batch, self.cfg.crop, self.gen)
-        with torch.no_grad():
+        c = self.content.crops(self.cfg.batch, self.cfg.crop, self.gen, self.cfg.max_zoom_out)
+        s = self.style.crops(self.cfg.batch, self.cfg.crop, self.gen, self.cfg.max_zoom_out)
+        with nullcontext() if self.cfg.encoder_lr > 0 else torch.no_grad():
             fc = self.encoder.features(c, self.student_cfg.taps)
             fs = self.encoder.features(s, self.student_cfg.taps)
             t = {k: adain(fc[k], fs[k]) for k in fc}
+        with torch.no_grad():
             tc = self._teacher_feats(c)
             ts = self._teacher_feats(s)
             target = adain(tc[self.taps[-1]], ts[self.taps[-1]])
         g = self._decode(t)
         tg = self._teacher_feats(g)
-        losses = {"content": F.mse_loss(tg[self.taps[-1]], target)}
+        losses = {"content": self.cfg.adain_content_weight * F.mse_loss(tg[self.taps[-1]], target)}
         style = 0.0
+        distance = 0.0
         for k in TAPS:
             gm, gs = calc_mean_std(tg[k])
             sm, ss = calc_mean_std(ts[k])
             style = style + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
-        losses["style"] = self.cfg.style_weight * style
+            if self.cfg.style_distance_weight:  # back to raw teacher units, norm per sample
+                scale = self.scales[k] / 1000.0
+                distance = distance + scale * ((gm - sm).flatten(1).norm(dim=1) + (gs - ss).flatten(1).norm(dim=1)).mean()
+        if self.cfg.style_weight:
+            losses["style"] = self.cfg.style_weight * style
+        if self.cfg.style_distance_weight:
+            losses["style_dist"] = self.cfg.style_distance_weight * distance
+        if self.cfg.perceptual_content_weight:
+            perceptual = 0.0
+            for k in ("relu2_1", "relu3_1", "relu4_1"):
+                a = tg[k] / (tg[k].norm(dim=1, keepdim=True) + 1e-6)
+                b = tc[k] / (tc[k].norm(dim=1, keepdim=True) + 1e-6)
+                perceptual = perceptual + (a - b).pow(2).sum(dim=1).mean() / 3
+            losses["perceptual"] = self.cfg.perceptual_content_weight * perceptual
         tv = (g[..., 1:, :] - g[..., :-1, :]).abs().mean() + (g[..., 1:] - g[..., :-1]).abs().mean()
         losses["tv"] = self.cfg.tv_weight * tv * 255.0 ** 2
         losses["range"] = self.cfg.range_weight * (F.relu(g - 1) + F.relu(-g)).pow(2).mean()
@@ -213,8 +245,8 @@ class Trainer:
             if stage == "adain":  # cosine decay to 10% over the stage
                 progress = (self.step - self.cfg.distill_steps) / max(1, self.cfg.adain_steps)
                 for group in self.opt.param_groups:
-                    group["lr"] = self.cfg.adain_lr * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
-            self.encoder.train(stage == "distill")
+                    group["lr"] = group.get("base_lr", self.cfg.adain_lr) * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+            self.encoder.train(stage == "distill" or self.cfg.encoder_lr > 0)
             losses = self.distill_step() if stage == "distill" else self.adain_step()
             loss = sum(losses.values())
             self.opt.zero_grad(set_to_none=True)

@@ -1,0 +1,98 @@
+"""Training runs end to end on a few generated images with a random teacher: they resume where
+they stopped, warm-start from another run, and export a model the stylizer loads."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from realtime.model import load_student
+from realtime.nets import VGG16_BLOCKS
+from realtime.train.trainer import Trainer, TrainConfig
+
+TINY = {"width": 0.125, "depth": 4, "fast_stem": True}
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    rng = np.random.default_rng(0)
+    for folder, n in (("content", 3), ("style", 2)):
+        (tmp_path / folder).mkdir()
+        for k in range(n):
+            img = cv2.GaussianBlur(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8), (5, 5), 0)
+            cv2.imwrite(str(tmp_path / folder / f"{k}.png"), img)
+    gen = torch.Generator().manual_seed(0)
+    teacher = {}
+    for spec in VGG16_BLOCKS:
+        if spec == "pool":
+            continue
+        name, cin, cout = spec
+        teacher[f"{name}.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * (2.0 / (9 * cin)) ** 0.5
+        teacher[f"{name}.bias"] = torch.zeros(cout)
+    save_file(teacher, str(tmp_path / "teacher.safetensors"))
+
+    def config(**kw):
+        base = dict(content_dir=str(tmp_path / "content"), style_dir=str(tmp_path / "style"),
+                    teacher=str(tmp_path / "teacher.safetensors"), student=TINY, batch=2, crop=32,
+                    short_side=48, distill_steps=2, adain_steps=2, checkpoint_every=1, threads=1)
+        return TrainConfig(**{**base, **kw})
+
+    return tmp_path, config
+
+
+def _finite_losses(run_dir) -> list[str]:
+    lines = (run_dir / "train.log").read_text().splitlines() if (run_dir / "train.log").exists() else []
+    return [ln for ln in lines if "loss=" in ln]
+
+
+def test_resume_continues_from_the_checkpoint(setup):
+    tmp, config = setup
+    first = Trainer(config(distill_steps=2, adain_steps=0), tmp / "run")
+    first.run()
+    assert first.step == 2 and (tmp / "run" / "last.pt").exists()
+    saved = {k: v.clone() for k, v in first.encoder.state_dict().items()}
+    # the same run with more steps picks up at step 2 with the same weights, then trains on
+    second = Trainer(config(distill_steps=2, adain_steps=2), tmp / "run")
+    assert second.step == 2
+    assert all(torch.equal(saved[k], v) for k, v in second.encoder.state_dict().items())
+    second.run()
+    assert second.step == 4
+    assert json.loads((tmp / "run" / "config.json").read_text())["adain_steps"] == 2
+
+
+def test_warm_start_with_eval_losses_trains_encoder_and_exports(setup):
+    tmp, config = setup
+    Trainer(config(), tmp / "base").run()
+    cfg = config(init_from=str(tmp / "base" / "last.pt"), encoder_lr=1e-3, style_weight=0,
+                 style_distance_weight=1.0, perceptual_content_weight=10.0, adain_content_weight=0.2,
+                 adain_steps=3)
+    trainer = Trainer(cfg, tmp / "fine")
+    assert trainer.step == cfg.distill_steps  # distillation is skipped
+    before = {k: v.clone() for k, v in trainer.encoder.state_dict().items()}
+    losses = trainer.adain_step()
+    assert set(losses) == {"content", "style_dist", "perceptual", "tv", "range"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    trainer.run()
+    assert trainer.step == cfg.distill_steps + cfg.adain_steps
+    moved = [k for k, v in trainer.encoder.state_dict().items() if not torch.equal(before[k], v)]
+    assert moved, "encoder_lr > 0 must fine-tune the encoder"
+
+    model = load_student(trainer.export(tmp / "m.safetensors"))
+    content = torch.rand(1, 3, 48, 64)  # the stylizer pads to the stride; the net itself does not
+    style = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        out = model(content, model.style_stats(style))
+    assert out.shape == content.shape and torch.isfinite(out).all()
+
+
+def test_frozen_encoder_stays_put(setup):
+    tmp, config = setup
+    trainer = Trainer(config(distill_steps=0, adain_steps=2), tmp / "frozen")
+    before = {k: v.clone() for k, v in trainer.encoder.state_dict().items()}
+    trainer.run()
+    assert all(torch.equal(before[k], v) for k, v in trainer.encoder.state_dict().items())

@@ -50,7 +50,7 @@ class Stylizer:
     def __init__(self, model: str | os.PathLike | StyleModel = "default", device: str = "auto",
                  alpha: float = 1.0, preserve_color: str | None = None, max_size: int | None = None,
                  style_size: int = 512, cache_dir: str | os.PathLike | None = None, backend: str = "auto",
-                 temporal: bool = False, temporal_strength: float = 0.8, backend_options: dict | None = None):
+                 temporal: bool = False, temporal_strength: float = 0.9, backend_options: dict | None = None):
         from .backends import create_backend
         from .temporal import TemporalConfig, TemporalSmoother
 

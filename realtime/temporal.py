@@ -11,11 +11,16 @@ Per frame, in this order (``Stylizer`` drives it):
    fresh stylisation. The per-pixel weight is ``strength`` times a confidence from
    forward-backward flow consistency and photometric error, so occluded, disoccluded and
    badly tracked pixels take the fresh result instead of a ghost.
+4. Texture contrast: averaging with a resampled past washes texture out, which shows as a
+   weaker style (the style distance rose ~20% with bilinear warps and plain blending). The
+   previous output is warped bicubically and an unsharp mask, one smoothed gain per frame,
+   brings the blend's high-pass energy back to the fresh frame's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -23,19 +28,25 @@ import torch
 
 @dataclass(frozen=True)
 class TemporalConfig:
-    strength: float = 0.8  # weight of the warped previous output where the flow is trusted
+    strength: float = 0.9  # weight of the warped previous output where the flow is trusted
     stats_momentum: float = 0.8  # share of the running statistics kept each frame
     flow_width: int = 320  # flow is computed at this width (speed), then scaled up
-    flow_preset: str = "medium"  # OpenCV DIS preset: ultrafast, fast or medium
+    flow_preset: str = "fast"  # OpenCV DIS preset: ultrafast, fast or medium
     fb_sigma: float = 0.75  # forward-backward error (px at flow_width) where confidence is e^-1
     photo_sigma: float = 0.06  # photometric error (grey levels in [0, 1]) where confidence is e^-1
     cut_threshold: float = 0.12  # mean absolute change of 32-px thumbnails that counts as a scene cut
+    interpolation: str = "cubic"  # resampling of the previous output: cubic blurs less over repeated warps
+    detail_restore: float = 1.0  # share of the texture contrast lost to blending that an unsharp mask restores
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength < 1.0:
             raise ValueError(f"temporal strength must be in [0, 1), got {self.strength}")
         if self.flow_preset not in ("ultrafast", "fast", "medium"):
             raise ValueError(f"flow_preset must be ultrafast, fast or medium, got {self.flow_preset!r}")
+        if self.interpolation not in ("linear", "cubic"):
+            raise ValueError(f"interpolation must be linear or cubic, got {self.interpolation!r}")
+        if not 0.0 <= self.detail_restore <= 1.0:
+            raise ValueError(f"detail_restore must be in [0, 1], got {self.detail_restore}")
 
 
 def grey_small(frame: np.ndarray, width: int) -> np.ndarray:
@@ -49,28 +60,52 @@ def grey_small(frame: np.ndarray, width: int) -> np.ndarray:
     return grey
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample image at x + flow(x) (bilinear, border replicated); flow is (H, W, 2) in px."""
+@lru_cache(maxsize=8)
+def _pixel_grid(h: int, w: int) -> np.ndarray:
+    """(H, W, 2) float32 of each pixel's own (x, y): flow + grid is a remap map."""
+    grid = np.empty((h, w, 2), np.float32)
+    grid[..., 0] = np.arange(w, dtype=np.float32)[None]
+    grid[..., 1] = np.arange(h, dtype=np.float32)[:, None]
+    grid.flags.writeable = False
+    return grid
+
+
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: int | None = None) -> np.ndarray:
+    """Sample image at x + flow(x) (bilinear unless told, border replicated); flow is (H, W, 2) in px."""
     import cv2
 
     h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
+    where = cv2.add(np.ascontiguousarray(flow, dtype=np.float32), _pixel_grid(h, w))
+    return cv2.remap(image, where, None, cv2.INTER_LINEAR if interpolation is None else interpolation,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
 def fb_confidence(grey_cur: np.ndarray, grey_prev: np.ndarray, flow_cp: np.ndarray, flow_pc: np.ndarray,
                   fb_sigma: float, photo_sigma: float) -> np.ndarray:
     """Confidence in [0, 1] that pixel x of the current frame is pixel x + flow_cp(x) before."""
-    back = warp(flow_pc, flow_cp)  # the previous->current flow, read where x lands
-    fb_err = np.square(flow_cp + back).sum(axis=2)
-    photo = np.abs(grey_cur.astype(np.float32) - warp(grey_prev, flow_cp).astype(np.float32)) / 255.0
+    import cv2
+
     h, w = flow_cp.shape[:2]
-    xs = np.arange(w, dtype=np.float32)[None] + flow_cp[..., 0]
-    ys = np.arange(h, dtype=np.float32)[:, None] + flow_cp[..., 1]
+    where = cv2.add(flow_cp, _pixel_grid(h, w))
+    back = cv2.remap(flow_pc, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    loop = cv2.add(flow_cp, back)
+    fb_err = cv2.magnitude(loop[..., 0], loop[..., 1]) ** 2
+    prev_here = cv2.remap(grey_prev, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    photo = cv2.absdiff(grey_cur, prev_here).astype(np.float32) * (1.0 / (255.0 * photo_sigma))
+    xs, ys = where[..., 0], where[..., 1]
     inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
-    conf = np.exp(-fb_err / fb_sigma**2) * np.exp(-np.square(photo / photo_sigma))
-    return (conf * inside).astype(np.float32)
+    conf = np.exp(-(fb_err * (1.0 / fb_sigma**2) + photo * photo))
+    conf[~inside] = 0.0
+    return conf.astype(np.float32, copy=False)
+
+
+def detail_energy(image: np.ndarray, radius: int = 2) -> float:
+    """Mean absolute high-pass (image minus its box blur) of the greyscale: texture contrast."""
+    import cv2
+
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    k = 2 * radius + 1
+    return float(cv2.absdiff(grey, cv2.blur(grey, (k, k))).mean())
 
 
 class TemporalSmoother:
@@ -92,6 +127,7 @@ class TemporalSmoother:
         self._out_prev: np.ndarray | None = None
         self._stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
         self.last_confidence: np.ndarray | None = None
+        self._gain: float | None = None
 
     def begin(self, frame: np.ndarray) -> bool:
         """Register the next input frame; True (and state reset) at a scene cut."""
@@ -135,14 +171,26 @@ class TemporalSmoother:
         conf = fb_confidence(cur, prev, flow_cp, flow_pc, cfg.fb_sigma, cfg.photo_sigma)
         self.last_confidence = conf
         h, w = fresh.shape[:2]
-        scale_x, scale_y = w / cur.shape[1], h / cur.shape[0]
         flow_full = cv2.resize(flow_cp, (w, h), interpolation=cv2.INTER_LINEAR)
-        flow_full[..., 0] *= scale_x
-        flow_full[..., 1] *= scale_y
-        weight = cv2.resize(conf, (w, h), interpolation=cv2.INTER_LINEAR)[..., None] * cfg.strength
-        warped = warp(self._out_prev, flow_full).astype(np.float32)
-        fresh_f = fresh.astype(np.float32)
-        out = fresh_f + weight * (warped - fresh_f)
-        result = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        flow_full *= np.array([w / cur.shape[1], h / cur.shape[0]], np.float32)
+        interp = cv2.INTER_CUBIC if cfg.interpolation == "cubic" else cv2.INTER_LINEAR
+        warped = warp(self._out_prev, flow_full, interp)
+        weight = cv2.resize(conf * np.float32(cfg.strength), (w, h), interpolation=cv2.INTER_LINEAR)
+        result = cv2.blendLinear(warped, fresh, weight, 1.0 - weight)
+        if cfg.detail_restore:
+            result = self._restore_detail(result, fresh)
         self._out_prev = result
         return result
+
+    def _restore_detail(self, result: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+        """Blending and resampling soften texture; an unsharp mask brings the blend's high-pass
+        energy back to the fresh frame's (one gain per frame, smoothed so it cannot flicker)."""
+        import cv2
+
+        target, have = detail_energy(fresh), detail_energy(result)
+        gain = 1.0 + self.config.detail_restore * float(np.clip(target / max(have, 1e-3) - 1.0, 0.0, 1.0))
+        self._gain = gain if self._gain is None else 0.7 * self._gain + 0.3 * gain
+        if self._gain <= 1.01:
+            return result
+        blurred = cv2.GaussianBlur(result, (0, 0), 1.0)
+        return cv2.addWeighted(result, self._gain, blurred, 1.0 - self._gain, 0.0)

@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--styles", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--width", type=int, default=640)
-    p.add_argument("--strength", type=float, default=0.8)
+    p.add_argument("--strength", type=float, default=0.9)
     p.add_argument("--out", required=True)
     args = p.parse_args()
 

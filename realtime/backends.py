@@ -73,7 +73,7 @@ class OrtBackend:
     """
 
     def __init__(self, model: StyleModel, provider: str = "CPUExecutionProvider", threads: int | None = None,
-                 spinning: bool = False, cache: str | os.PathLike | None = None):
+                 spinning: bool = False, cache: str | os.PathLike | None = None, precision: str = "fp32"):
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -82,7 +82,16 @@ class OrtBackend:
         if provider not in ort.get_available_providers():
             raise BackendUnavailableError(f"{provider} is not available in this onnxruntime "
                                           f"(has {', '.join(ort.get_available_providers())})")
-        paths = cached_export(model, cache)
+        if precision == "int8":
+            if provider != "CPUExecutionProvider":
+                raise BackendUnavailableError("int8 graphs are for the CPU; on a GPU use onnxruntime or torch (fp16)")
+            from .quantize import find_int8
+
+            paths = find_int8(model, cache)
+        elif precision == "fp32":
+            paths = cached_export(model, cache)
+        else:
+            raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -94,7 +103,8 @@ class OrtBackend:
         self.decoder = ort.InferenceSession(str(paths["decoder"]), opts, providers=[provider])
         if self.encoder.get_providers()[0] != provider:
             raise BackendUnavailableError(f"onnxruntime fell back from {provider} to {self.encoder.get_providers()[0]}")
-        self.name = "onnxruntime-" + provider.replace("ExecutionProvider", "").lower()
+        self.name = "onnxruntime-" + provider.replace("ExecutionProvider", "").lower() + \
+            ("-int8" if precision == "int8" else "")
         self.taps = model.taps
 
     def encode(self, image: torch.Tensor) -> Feats:
@@ -119,11 +129,13 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
     "onnxruntime": lambda model, device, **kw: OrtBackend(
         model, "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider", **kw),
     "tensorrt": lambda model, device, **kw: OrtBackend(model, "TensorrtExecutionProvider", **kw),
+    "onnxruntime-int8": lambda model, device, **kw: OrtBackend(
+        model, "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider", precision="int8", **kw),
 }
 # CPU order from `stylize bench` on two cores with the lite model: ONNX Runtime (no spinning) wins
 # end to end on a video (22.4 vs 19.6 fps at 640x360), eager torch per single frame (44 vs 54 ms
 # at 640x480); measure again when the model changes
-AUTO_ORDER = {"cpu": ["onnxruntime", "torch"], "cuda": ["tensorrt", "onnxruntime", "torch"]}
+AUTO_ORDER = {"cpu": ["onnxruntime", "torch", "onnxruntime-int8"], "cuda": ["tensorrt", "onnxruntime", "torch"]}
 
 
 def create_backend(name: str, model: StyleModel, device: torch.device, **kw) -> Backend:

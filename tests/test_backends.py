@@ -123,3 +123,38 @@ def test_no_cuda_messages(tiny_model, tmp_path):
         pick_device("cuda")
     with pytest.raises(BackendUnavailableError, match="unknown backend"):
         create_backend("tpu", tiny_model, torch.device("cpu"))
+
+
+def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path):
+    import shutil
+
+    from realtime.quantize import int8_dirs, quantize_int8
+    from realtime.stylizer import Stylizer
+
+    cpu = torch.device("cpu")
+    with pytest.raises(BackendUnavailableError, match="no int8 graphs for model tiny.*scripts/quantize.py"):
+        create_backend("onnxruntime-int8", tiny_model, cpu, cache=tmp_path)
+    content = _real_image()
+    contents = [content, content[:, ::-1].copy(), content[::-1].copy()]
+    styles = [pattern(64, 64, t=7 * k) for k in range(3)]
+    quantize_int8(tiny_model, contents, styles, int8_dirs(tiny_model, tmp_path)[1])
+    assert create_backend("onnxruntime-int8", tiny_model, cpu, cache=tmp_path).name == "onnxruntime-cpu-int8"
+
+    outs = {}
+    for backend in ("onnxruntime", "onnxruntime-int8"):
+        st = Stylizer(tiny_model, device="cpu", backend=backend, cache_dir=tmp_path)
+        st.set_style(styles[0])
+        outs[backend] = st.stylize(content).astype(np.float32) / 255
+    diff = np.abs(outs["onnxruntime"] - outs["onnxruntime-int8"])
+    assert diff.mean() < 0.03  # int8 is an approximation of fp32, not another picture
+    assert diff.max() > 0  # and it really ran the quantised graphs
+
+    torch.manual_seed(1)  # other weights, same shape: the graphs must not be used for them
+    from realtime.model import load_student, save_student
+
+    cfg = nets.StudentConfig(width=0.125, depth=3)
+    other = load_student(save_student(nets.student_encoder(cfg), nets.student_decoder(cfg), cfg,
+                                      tmp_path / "tiny.safetensors"))
+    shutil.copytree(int8_dirs(tiny_model, tmp_path)[1], int8_dirs(other, tmp_path)[1])
+    with pytest.raises(BackendUnavailableError, match="made from other weights"):
+        create_backend("onnxruntime-int8", other, cpu, cache=tmp_path)

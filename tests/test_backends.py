@@ -104,6 +104,10 @@ def test_auto_prefers_onnxruntime_on_cpu(tiny_model, tmp_path):
     assert create_backend("torch", tiny_model, torch.device("cpu")).name == "torch-cpu"
 
 
+def test_auto_takes_the_bundled_int8_graphs_of_the_default_model(default_model, tmp_path):
+    assert create_backend("auto", default_model, torch.device("cpu"), cache=tmp_path).name == "onnxruntime-cpu-int8"
+
+
 def test_missing_onnxruntime_falls_back_and_says_why(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(BackendUnavailableError, match=r"pip install 'realtime-style\[onnx\]'"):

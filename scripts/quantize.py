@@ -58,7 +58,8 @@ def main() -> None:
         for _ in range(20):
             st.stylize(frame)
         results[backend] = (outs, 1000 * (time.perf_counter() - t) / 20, frame.shape)
-    diff = np.mean([np.abs(a - b).mean() / 255 for a, b in zip(results["onnxruntime"][0], results["onnxruntime-int8"][0])])
+    pairs = zip(results["onnxruntime"][0], results["onnxruntime-int8"][0])
+    diff = np.mean([np.abs(a - b).mean() / 255 for a, b in pairs])
     for name, (_, ms, shape) in results.items():
         print(f"{name:<20} {ms:6.1f} ms per {shape[1]}x{shape[0]} frame (style cached)")
     print(f"mean |int8 - fp32| on 6 eval pairs: {diff:.4f} (RGB in [0, 1])")

@@ -109,7 +109,8 @@ class Trainer:
             params = [*self.encoder.parameters(), *self.adapters.parameters(), *self.decoder.parameters()]
             self.opt = torch.optim.Adam(params, lr=self.cfg.lr)
         else:
-            groups = [{"params": list(self.decoder.parameters()), "lr": self.cfg.adain_lr, "base_lr": self.cfg.adain_lr}]
+            lr = self.cfg.adain_lr
+            groups = [{"params": list(self.decoder.parameters()), "lr": lr, "base_lr": lr}]
             self.encoder.requires_grad_(self.cfg.encoder_lr > 0)
             if self.cfg.encoder_lr > 0:
                 groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr,
@@ -215,7 +216,8 @@ class Trainer:
             style = style + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
             if self.cfg.style_distance_weight:  # back to raw teacher units, norm per sample
                 scale = self.scales[k] / 1000.0
-                distance = distance + scale * ((gm - sm).flatten(1).norm(dim=1) + (gs - ss).flatten(1).norm(dim=1)).mean()
+                gap = (gm - sm).flatten(1).norm(dim=1) + (gs - ss).flatten(1).norm(dim=1)
+                distance = distance + scale * gap.mean()
         if self.cfg.style_weight:
             losses["style"] = self.cfg.style_weight * style
         if self.cfg.style_distance_weight:
@@ -245,7 +247,8 @@ class Trainer:
             if stage == "adain":  # cosine decay to 10% over the stage
                 progress = (self.step - self.cfg.distill_steps) / max(1, self.cfg.adain_steps)
                 for group in self.opt.param_groups:
-                    group["lr"] = group.get("base_lr", self.cfg.adain_lr) * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+                    decay = 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
+                    group["lr"] = group.get("base_lr", self.cfg.adain_lr) * decay
             self.encoder.train(stage == "distill" or self.cfg.encoder_lr > 0)
             losses = self.distill_step() if stage == "distill" else self.adain_step()
             loss = sum(losses.values())

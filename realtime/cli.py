@@ -11,6 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+# realtime.temporal.DEFAULT_STRENGTH, written out so `stylize --help` need not import torch
+# (tests/test_cli.py checks that the two agree)
+TEMPORAL_STRENGTH = 0.9
+
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -67,8 +71,8 @@ def _video_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--temporal", choices=["on", "off"], default="on",
                    help="flow-guided smoothing against flicker (default on)")
-    p.add_argument("--temporal-strength", type=_strength, default=0.9, metavar="S",
-                   help="0..0.99: weight of the motion-compensated previous frame (default 0.8)")
+    p.add_argument("--temporal-strength", type=_strength, default=TEMPORAL_STRENGTH, metavar="S",
+                   help="0..0.99: weight of the motion-compensated previous frame (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -79,7 +83,7 @@ def _make_stylizer(args: argparse.Namespace, with_style: bool = True):
     stylizer = Stylizer(model=args.model, device=args.device, alpha=args.alpha,
                         preserve_color=args.preserve_color, max_size=args.max_size, cache_dir=args.cache_dir,
                         backend=args.backend, temporal=getattr(args, "temporal", "off") == "on",
-                        temporal_strength=getattr(args, "temporal_strength", 0.9))
+                        temporal_strength=getattr(args, "temporal_strength", TEMPORAL_STRENGTH))
     if with_style:
         stylizer.set_style(args.style, args.style_weights)
     return stylizer
@@ -278,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--duration", type=float, help="stop after this many seconds")
     cam.add_argument("--stats-json", help="write capture/processed/sent fps, drops and latency here")
     cam.add_argument("--temporal", choices=["on", "off"], default="on")
-    cam.add_argument("--temporal-strength", type=_strength, default=0.9)
+    cam.add_argument("--temporal-strength", type=_strength, default=TEMPORAL_STRENGTH, metavar="S",
+                     help="0..0.99: weight of the motion-compensated previous frame (default %(default)s)")
     _add_style_options(cam)
     export = sub.add_parser("export-onnx", help="export a model's encoder and decoder graphs to ONNX")
     export.add_argument("--model", default="default")

@@ -15,6 +15,7 @@ from .errors import InputTooLargeError
 from .frames import check_rgb8, rgb8_to_tensor, tensor_to_rgb8
 from .images import load_image, resize_long_side
 from .model import StatsByTap, StyleModel, load_model
+from .temporal import DEFAULT_STRENGTH, TemporalConfig, TemporalSmoother
 
 StyleInput = str | os.PathLike | np.ndarray
 PRESERVE_MODES = ("luminance", "match")
@@ -50,9 +51,8 @@ class Stylizer:
     def __init__(self, model: str | os.PathLike | StyleModel = "default", device: str = "auto",
                  alpha: float = 1.0, preserve_color: str | None = None, max_size: int | None = None,
                  style_size: int = 512, cache_dir: str | os.PathLike | None = None, backend: str = "auto",
-                 temporal: bool = False, temporal_strength: float = 0.9, backend_options: dict | None = None):
+                 temporal: bool = False, temporal_strength: float = DEFAULT_STRENGTH, backend_options: dict | None = None):
         from .backends import create_backend
-        from .temporal import TemporalConfig, TemporalSmoother
 
         self.device = pick_device(device)
         self.model = model if isinstance(model, StyleModel) else load_model(model, cache=cache_dir)

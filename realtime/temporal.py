@@ -26,9 +26,12 @@ import numpy as np
 import torch
 
 
+DEFAULT_STRENGTH = 0.9  # the one default of --temporal-strength, Stylizer and stylize_video
+
+
 @dataclass(frozen=True)
 class TemporalConfig:
-    strength: float = 0.9  # weight of the warped previous output where the flow is trusted
+    strength: float = DEFAULT_STRENGTH  # weight of the warped previous output where the flow is trusted
     stats_momentum: float = 0.8  # share of the running statistics kept each frame
     flow_width: int = 320  # flow is computed at this width (speed), then scaled up
     flow_preset: str = "fast"  # OpenCV DIS preset: ultrafast, fast or medium

@@ -135,3 +135,12 @@ def test_unwritable_output_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode))
     with pytest.raises(OutputError, match="not writable"):
         check_output(src, tmp_path / "o.mp4", overwrite=False)
+
+
+def test_cli_temporal_strength_default_is_the_librarys():
+    from realtime import cli
+    from realtime.temporal import DEFAULT_STRENGTH, TemporalConfig
+
+    assert cli.TEMPORAL_STRENGTH == DEFAULT_STRENGTH == TemporalConfig().strength
+    for command in (["video", "in.mp4", "--style", "s.jpg"], ["webcam", "--style", "s.jpg"]):
+        assert cli.build_parser().parse_args(command).temporal_strength == DEFAULT_STRENGTH

@@ -69,6 +69,21 @@ def blend_alpha(content: torch.Tensor, stylised: torch.Tensor, alpha: float) -> 
     return alpha * stylised + (1.0 - alpha) * content
 
 
+def adain_affine(content_stats: tuple[torch.Tensor, torch.Tensor], style_stats: tuple[torch.Tensor, torch.Tensor],
+                 alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """AdaIN plus the strength blend as one per-channel affine map.
+
+    alpha * AdaIN(x) + (1 - alpha) * x == x * scale + shift, with
+    scale = alpha * s_std / c_std + 1 - alpha and shift = alpha * (s_mean - c_mean * s_std / c_std).
+    The ONNX decoder takes (scale, shift), so per frame it runs one multiply-add per tap.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    (c_mean, c_std), (s_mean, s_std) = content_stats, style_stats
+    ratio = s_std / c_std
+    return alpha * ratio + (1.0 - alpha), alpha * (s_mean - c_mean * ratio)
+
+
 def mix_style_stats(
     stats: Sequence[tuple[torch.Tensor, torch.Tensor]], weights: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:

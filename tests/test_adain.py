@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from realtime.adain import (adain, adain_with_stats, blend_alpha, calc_mean_std, keep_content_colour,
+from realtime.adain import (adain, adain_affine, adain_with_stats, blend_alpha, calc_mean_std, keep_content_colour,
                             match_colour, mix_style_stats)
 
 
@@ -41,6 +41,18 @@ def test_alpha_blends_between_content_and_style():
     assert torch.allclose(blend_alpha(c, t, 0.25), 0.25 * t + 0.75 * c)
     with pytest.raises(ValueError):
         blend_alpha(c, t, 1.5)
+
+
+def test_affine_form_equals_adain_then_alpha_blend():
+    torch.manual_seed(2)
+    c = torch.randn(1, 8, 9, 7) * 2 + 1
+    content, style = calc_mean_std(c), calc_mean_std(torch.randn(1, 8, 5, 5) * 3 - 1)
+    for alpha in (0.0, 0.3, 1.0):
+        scale, shift = adain_affine(content, style, alpha)
+        expected = blend_alpha(c, adain_with_stats(c, *style, content), alpha)
+        assert torch.allclose(c * scale + shift, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="alpha"):
+        adain_affine(content, style, -0.1)
 
 
 def test_mixing_stats_equals_mixing_outputs():

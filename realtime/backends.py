@@ -1,11 +1,11 @@
 """Inference backends: a Protocol plus a name registry.
 
-A backend runs two steps per frame. ``encode``: image (1, 3, H, W) float RGB in [0, 1]
-(H, W multiples of the stride) -> features (1, C, h, w). ``decode``: features, the content's
-and the style's channel statistics ((1, C, 1, 1) each) and alpha -> image (1, 3, H, W), with
-AdaIN inside. The caller computes (and may smooth over time) the content statistics between
-the two. ``auto`` tries the candidates in order of measured speed and, if none starts, says
-why each failed.
+A backend runs two steps per frame. ``encode``: a uint8 (H, W, 3) RGB frame (H, W multiples
+of the stride) -> the features of each tap (1, C, h, w) and their channel statistics ((1, C, 1, 1)
+mean and std). ``decode``: features, the content's and the style's statistics and alpha ->
+the stylised uint8 (H, W, 3) RGB frame, with AdaIN inside. The caller may smooth the content
+statistics over time between the two. ``auto`` tries the candidates in order of measured
+speed and, if none starts, says why each failed.
 """
 
 from __future__ import annotations
@@ -18,17 +18,19 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .adain import adain_affine, calc_mean_std
 from .errors import BackendUnavailableError
-from .export import cached_export, decoder_inputs
+from .export import cached_export, decoder_inputs, encoder_outputs
+from .frames import rgb8_to_tensor, tensor_to_rgb8
 from .model import Feats, StatsByTap, StyleModel
 
 
 class Backend(Protocol):
     name: str
 
-    def encode(self, image: torch.Tensor) -> Feats: ...
+    def encode(self, frame: np.ndarray) -> tuple[Feats, StatsByTap]: ...
 
-    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> torch.Tensor: ...
+    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> np.ndarray: ...
 
 
 class TorchBackend:
@@ -45,14 +47,15 @@ class TorchBackend:
         self.name = f"torch-{device.type}" + ("-fp16" if self.half else "")
 
     @torch.inference_mode()
-    def encode(self, image: torch.Tensor) -> Feats:
-        x = image.to(self.device, torch.float16 if self.half else torch.float32)
+    def encode(self, frame: np.ndarray) -> tuple[Feats, StatsByTap]:
+        x = rgb8_to_tensor(frame, self.device, torch.float16 if self.half else torch.float32)
         if self.half:
             x = x.contiguous(memory_format=torch.channels_last)
-        return {k: v.float() for k, v in self.model.encode(x).items()}
+        feats = {k: v.float() for k, v in self.model.encode(x).items()}
+        return feats, {k: calc_mean_std(v) for k, v in feats.items()}
 
     @torch.inference_mode()
-    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> torch.Tensor:
+    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> np.ndarray:
         dtype = torch.float16 if self.half else torch.float32
 
         def cast(pair):
@@ -61,7 +64,7 @@ class TorchBackend:
         out = self.model.decode({k: v.to(self.device, dtype) for k, v in feats.items()},
                                 {k: cast(v) for k, v in content.items()}, {k: cast(v) for k, v in style.items()},
                                 alpha)
-        return out.float()
+        return tensor_to_rgb8(out)
 
 
 class OrtBackend:
@@ -106,18 +109,21 @@ class OrtBackend:
         self.name = "onnxruntime-" + provider.replace("ExecutionProvider", "").lower() + \
             ("-int8" if precision == "int8" else "")
         self.taps = model.taps
+        self._outputs = encoder_outputs(model.taps)
 
-    def encode(self, image: torch.Tensor) -> Feats:
-        outs = self.encoder.run(None, {"image": _np(image)})
-        return {tap: torch.from_numpy(o) for tap, o in zip(self.taps, outs)}
+    def encode(self, frame: np.ndarray) -> tuple[Feats, StatsByTap]:
+        if not frame.flags.c_contiguous:
+            frame = np.ascontiguousarray(frame)
+        outs = [torch.from_numpy(o) for o in self.encoder.run(self._outputs, {"rgb8": frame[None]})]
+        feats = {tap: outs[3 * i] for i, tap in enumerate(self.taps)}
+        return feats, {tap: (outs[3 * i + 1], outs[3 * i + 2]) for i, tap in enumerate(self.taps)}
 
-    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> torch.Tensor:
+    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> np.ndarray:
         values = []
-        for tap in self.taps:
-            values += [feats[tap], *content[tap], *style[tap]]
-        values.append(torch.tensor([alpha], dtype=torch.float32))
+        for tap in self.taps:  # a few hundred numbers: torch's thread pool stays asleep
+            values += [feats[tap], *adain_affine(content[tap], style[tap], alpha)]
         feeds = dict(zip(decoder_inputs(self.taps), map(_np, values)))
-        return torch.from_numpy(self.decoder.run(None, feeds)[0])
+        return self.decoder.run(None, feeds)[0][0]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

@@ -1,17 +1,25 @@
-"""ONNX export: an encoder graph and an AdaIN + decoder graph, statistics as inputs.
+"""ONNX export: an encoder graph and an AdaIN + decoder graph, uint8 frames in and out.
 
-``encoder``: image (1, 3, H, W) float RGB in [0, 1], H and W multiples of the model's stride
-(dynamic) -> one output per tap of the model (``model.taps``), named after the tap.
-``decoder``: for every tap, its features and four (1, C, 1, 1) statistics named
-``{tap}``, ``{tap}_content_mean``, ``{tap}_content_std``, ``{tap}_style_mean``,
-``{tap}_style_std``; then ``alpha`` (1,) -> image (1, 3, H, W). AdaIN runs inside it; the
-content statistics are inputs so temporal smoothing can pass time-averaged ones, and a style
-switch only changes inputs, so one export serves every style. Exported files are cached by a
-hash of the weights, the opset and the graph version.
+``encoder``: ``rgb8`` uint8 (1, H, W, 3) RGB, H and W multiples of the model's stride (dynamic)
+-> for every tap of the model (``model.taps``) its features ``{tap}`` (1, C, h, w) and their
+channel statistics ``{tap}_mean`` and ``{tap}_std`` (1, C, 1, 1).
+``decoder``: for every tap its features and the per-channel affine map ``{tap}_scale``,
+``{tap}_shift`` (1, C, 1, 1) that AdaIN and the strength blend reduce to (``adain_affine``)
+-> ``rgb8`` uint8 (1, H, W, 3).
+
+Frames cross the graph boundary as uint8 HWC and the statistics are computed inside, so a frame
+needs no tensor work outside ONNX Runtime (torch's thread pool waking between two ORT calls
+cost ~4 ms per 640x480 frame on two cores). The content statistics stay outside the decoder so
+temporal smoothing can average them; a style switch only changes inputs, so one export serves
+every style. The 1/255 input scale is folded into the first convolution, and a pixel-shuffle
+output layer is folded into the final transpose to HWC (ONNX Runtime's DepthToSpace took 2.9 ms
+per 640x480 frame). Exported files are cached by a hash of the weights, the opset and the graph
+version.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import warnings
@@ -20,41 +28,68 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .adain import adain_with_stats
+from .adain import EPS
 from .model import StyleModel
 
 OPSET = 17
-GRAPH_VERSION = 3  # bump when the exported graphs' inputs or outputs change
-STAT_NAMES = ("content_mean", "content_std", "style_mean", "style_std")
+GRAPH_VERSION = 4  # bump when the exported graphs' inputs or outputs change
+
+
+def encoder_outputs(taps: tuple[str, ...]) -> list[str]:
+    return [n for t in taps for n in (t, f"{t}_mean", f"{t}_std")]
 
 
 def decoder_inputs(taps: tuple[str, ...]) -> list[str]:
-    return [n for t in taps for n in (t, *(f"{t}_{s}" for s in STAT_NAMES))] + ["alpha"]
+    return [n for t in taps for n in (t, f"{t}_scale", f"{t}_shift")]
 
 
 class _EncoderGraph(nn.Module):
     def __init__(self, model: StyleModel):
         super().__init__()
-        self.model = model
+        self.model = copy.deepcopy(model)
+        first = self.model.encoder.layers[0]
+        self.scale_input = not isinstance(first, nn.Conv2d)
+        if not self.scale_input:  # conv(x / 255) == conv'(x) with the weights / 255 (any padding is linear)
+            first.weight.data /= 255.0
 
-    def forward(self, image):
-        feats = self.model.encode(image)
-        return tuple(feats[t] for t in self.model.taps)
+    def forward(self, rgb8):
+        x = rgb8.permute(0, 3, 1, 2).float()
+        if self.scale_input:
+            x = x * (1.0 / 255.0)
+        feats = self.model.encode(x)
+        out = []
+        for tap in self.model.taps:
+            f = feats[tap]  # statistics as in adain.calc_mean_std
+            mean = f.mean(dim=(2, 3), keepdim=True)
+            var = ((f * f).mean(dim=(2, 3), keepdim=True) - mean * mean).clamp_min(0.0) + EPS
+            out += [f, mean, var.sqrt()]
+        return tuple(out)
 
 
 class _DecoderGraph(nn.Module):
     def __init__(self, model: StyleModel):
         super().__init__()
-        self.model = model
+        self.model = copy.deepcopy(model)
+        layers = getattr(self.model.decoder, "layers", self.model.decoder)
+        self.shuffle = layers[-1].upscale_factor if isinstance(layers[-1], nn.PixelShuffle) else 0
+        if self.shuffle:
+            # reorder the last conv's channels from PixelShuffle's (c, i, j) to (i, j, c), so the
+            # HWC output is one swap of axes with contiguous (j, c) blocks
+            r, conv = self.shuffle, layers[-2]
+            order = [c * r * r + i * r + j for i in range(r) for j in range(r) for c in range(3)]
+            conv.weight.data = conv.weight.data[order].clone()
+            conv.bias.data = conv.bias.data[order].clone()
+            layers[-1] = nn.Identity()
 
     def forward(self, *args):
-        *per_tap, alpha = args
-        a = alpha.view(1, 1, 1, 1)
-        t = {}
-        for i, tap in enumerate(self.model.taps):
-            feat, c_mean, c_std, s_mean, s_std = per_tap[5 * i: 5 * i + 5]
-            t[tap] = a * adain_with_stats(feat, s_mean, s_std, (c_mean, c_std)) + (1.0 - a) * feat
-        return self.model.decoder(t) if self.model.multi_level else self.model.decoder(t[self.model.taps[-1]])
+        t = {tap: args[3 * i] * args[3 * i + 1] + args[3 * i + 2] for i, tap in enumerate(self.model.taps)}
+        y = self.model.decoder(t) if self.model.multi_level else self.model.decoder(t[self.model.taps[-1]])
+        _, _, h, w = y.shape
+        y = (y.permute(0, 2, 3, 1).clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+        if self.shuffle:
+            r = self.shuffle
+            y = y.reshape(1, h, w, r, r, 3).permute(0, 1, 3, 2, 4, 5).reshape(1, h * r, w * r, 3)
+        return y
 
 
 def model_hash(model: StyleModel) -> str:
@@ -77,24 +112,24 @@ def export_onnx(model: StyleModel, out_dir: str | os.PathLike, opset: int = OPSE
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     s = model.stride
-    image = torch.rand(1, 3, 2 * s, 3 * s)
+    rgb8 = torch.randint(0, 256, (1, 2 * s, 3 * s, 3), dtype=torch.uint8)
     paths = {"encoder": out_dir / "encoder.onnx", "decoder": out_dir / "decoder.onnx"}
     with torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter's deprecation and constant-folding notes are known and harmless
         warnings.simplefilter("ignore", (UserWarning, DeprecationWarning, torch.jit.TracerWarning))
-        feats = model.encode(image)
-        hw = {2: "height", 3: "width"}
-        torch.onnx.export(_EncoderGraph(model), (image,), str(paths["encoder"]), input_names=["image"],
-                          output_names=list(model.taps), dynamic_axes={"image": hw, **{t: hw for t in model.taps}},
-                          opset_version=opset, dynamo=False)
+        encoder = _EncoderGraph(model)
+        feats = encoder(rgb8)
+        hwc, chw = {1: "height", 2: "width"}, {2: "height", 3: "width"}
+        torch.onnx.export(encoder, (rgb8,), str(paths["encoder"]), input_names=["rgb8"],
+                          output_names=encoder_outputs(model.taps),
+                          dynamic_axes={"rgb8": hwc, **{t: chw for t in model.taps}}, opset_version=opset, dynamo=False)
         args = []
-        for tap in model.taps:
-            c = feats[tap].shape[1]
-            args += [feats[tap]] + [torch.rand(1, c, 1, 1) + 0.5 for _ in STAT_NAMES]
-        args.append(torch.ones(1))
+        for i, _ in enumerate(model.taps):
+            f = feats[3 * i]
+            args += [f, torch.rand(1, f.shape[1], 1, 1) + 0.5, torch.rand(1, f.shape[1], 1, 1)]
         torch.onnx.export(_DecoderGraph(model), tuple(args), str(paths["decoder"]),
-                          input_names=decoder_inputs(model.taps), output_names=["image"],
-                          dynamic_axes={"image": hw, **{t: hw for t in model.taps}}, opset_version=opset, dynamo=False)
+                          input_names=decoder_inputs(model.taps), output_names=["rgb8"],
+                          dynamic_axes={"rgb8": hwc, **{t: chw for t in model.taps}}, opset_version=opset, dynamo=False)
     for path in paths.values():
         onnx.checker.check_model(onnx.load(str(path)))
     return paths

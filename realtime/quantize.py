@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from .errors import BackendUnavailableError
-from .export import cached_export, decoder_inputs, model_hash
+from .export import GRAPH_VERSION, cached_export, decoder_inputs, model_hash
 from .model import StyleModel
 
 HASH_KEY = "realtime_style.model_hash"
+VERSION_KEY = "realtime_style.graph_version"
 PARTS = ("encoder", "decoder")
 
 
@@ -34,7 +35,7 @@ def int8_dirs(model: StyleModel, cache: str | os.PathLike | None = None, digest:
     from .registry import cache_dir, models_dir
 
     digest = digest or model_hash(model)
-    return [models_dir() / model.name / "int8", cache_dir(cache) / "onnx" / f"{digest[:16]}-int8"]
+    return [models_dir() / model.name / "int8", cache_dir(cache) / "onnx" / f"{digest[:16]}-g{GRAPH_VERSION}-int8"]
 
 
 def find_int8(model: StyleModel, cache: str | os.PathLike | None = None) -> dict[str, Path]:
@@ -48,11 +49,14 @@ def find_int8(model: StyleModel, cache: str | os.PathLike | None = None) -> dict
         if not all(p.exists() for p in paths.values()):
             looked.append(f"{folder} (none)")
             continue
-        hashes = {dict((m.key, m.value) for m in onnx.load(str(p), load_external_data=False).metadata_props)
-                  .get(HASH_KEY) for p in paths.values()}
-        if hashes == {digest}:
+        meta = [dict((m.key, m.value) for m in onnx.load(str(p), load_external_data=False).metadata_props)
+                for p in paths.values()]
+        if {m.get(HASH_KEY) for m in meta} != {digest}:
+            looked.append(f"{folder} (made from other weights)")
+        elif {m.get(VERSION_KEY) for m in meta} != {str(GRAPH_VERSION)}:
+            looked.append(f"{folder} (an older graph layout; make them again)")
+        else:
             return paths
-        looked.append(f"{folder} (made from other weights)")
     raise BackendUnavailableError(
         f"no int8 graphs for model {model.name}: looked in {'; '.join(looked)}. Make them with "
         "scripts/quantize.py --model MODEL --data DIR (needs calibration images), or use --backend onnxruntime")
@@ -61,23 +65,20 @@ def find_int8(model: StyleModel, cache: str | os.PathLike | None = None) -> dict
 def calibration_feeds(model: StyleModel, contents: Iterable[np.ndarray], styles: Iterable[np.ndarray]
                       ) -> tuple[list[dict], list[dict]]:
     """Encoder and decoder inputs of real content x style pairs, as the Stylizer feeds them."""
-    from .adain import calc_mean_std
+    from .adain import adain_affine, calc_mean_std
     from .frames import rgb8_to_tensor
 
     enc, dec = [], []
     s = model.stride
     with torch.no_grad():
         for content, style in zip(contents, styles):
-            x = rgb8_to_tensor(content)
-            x = x[..., : x.shape[-2] // s * s, : x.shape[-1] // s * s]
-            sx = rgb8_to_tensor(style)
-            sx = sx[..., : sx.shape[-2] // s * s, : sx.shape[-1] // s * s]
-            feats, style_stats = model.encode(x), model.style_stats(sx)
-            enc.append({"image": x.numpy()})
+            content = np.ascontiguousarray(content[: content.shape[0] // s * s, : content.shape[1] // s * s])
+            style = style[: style.shape[0] // s * s, : style.shape[1] // s * s]
+            feats, style_stats = model.encode(rgb8_to_tensor(content)), model.style_stats(rgb8_to_tensor(style))
+            enc.append({"rgb8": content[None]})
             values = []
             for tap in model.taps:
-                values += [feats[tap], *calc_mean_std(feats[tap]), *style_stats[tap]]
-            values.append(torch.ones(1))
+                values += [feats[tap], *adain_affine(calc_mean_std(feats[tap]), style_stats[tap])]
             dec.append(dict(zip(decoder_inputs(model.taps), [v.float().contiguous().numpy() for v in values])))
     return enc, dec
 
@@ -109,6 +110,7 @@ def quantize_int8(model: StyleModel, contents: list[np.ndarray], styles: list[np
                             op_types_to_quantize=["Conv"])
         graph = onnx.load(str(tmp))
         graph.metadata_props.add(key=HASH_KEY, value=digest)
+        graph.metadata_props.add(key=VERSION_KEY, value=str(GRAPH_VERSION))
         onnx.checker.check_model(graph)
         onnx.save(graph, str(tmp))
         paths[part] = out_dir / f"{part}.onnx"

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .adain import calc_mean_std, keep_content_colour, match_colour, mix_style_stats
+from .adain import keep_content_colour, match_colour, mix_style_stats
 from .errors import InputTooLargeError
 from .frames import check_rgb8, rgb8_to_tensor, tensor_to_rgb8
 from .images import load_image, resize_long_side
@@ -136,6 +136,18 @@ class Stylizer:
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         return x, (h, w)
 
+    def _pad_frame(self, frame: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) -> padded on the bottom and right to multiples of the stride (as _pad)."""
+        import cv2
+
+        h, w = frame.shape[:2]
+        s = self.model.stride
+        ph, pw = (-h) % s, (-w) % s
+        if not (ph or pw):
+            return frame
+        border = cv2.BORDER_REFLECT_101 if ph < h and pw < w else cv2.BORDER_REPLICATE
+        return cv2.copyMakeBorder(frame, 0, ph, 0, pw, border)
+
     @torch.inference_mode()
     def stylize(self, frame: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) RGB -> stylised uint8 (H, W, 3) RGB of the same size."""
@@ -150,22 +162,21 @@ class Stylizer:
             raise InputTooLargeError(
                 f"input is {w}x{h}; stylising above {MAX_UNGUIDED_SIDE} px needs several GB and minutes per frame; "
                 f"pass --max-size 1920 (output keeps {w}x{h})")
-        x = rgb8_to_tensor(work, self.device)
         images, weights, stats = self._style_state
         if stats is None:  # preserve_color="match": recolour the style to this clip once
-            stats = self._encode_styles(x, images, weights)
+            stats = self._encode_styles(rgb8_to_tensor(work, self.device), images, weights)
             self._style_state = (images, weights, stats)
-        padded, (ph, pw) = self._pad(x)
         if self.temporal:
             self.smoother.begin(work)
-        feats = self.backend.encode(padded)
-        content_stats = {k: calc_mean_std(v) for k, v in feats.items()}
+        feats, content_stats = self.backend.encode(self._pad_frame(work))
         if self.temporal:
             content_stats = self.smoother.smooth_stats(content_stats)
-        y = self.backend.decode(feats, content_stats, stats, self.alpha)[..., :ph, :pw]
+        out = self.backend.decode(feats, content_stats, stats, self.alpha)
+        if out.shape[:2] != work.shape[:2]:
+            out = np.ascontiguousarray(out[: work.shape[0], : work.shape[1]])
         if self.preserve_color == "luminance":
-            y = keep_content_colour(y.clamp(0, 1), x)
-        out = tensor_to_rgb8(y)
+            y = keep_content_colour(rgb8_to_tensor(out), rgb8_to_tensor(work))
+            out = tensor_to_rgb8(y)
         if self.temporal:
             out = self.smoother.blend(out)
         if out.shape[:2] != (h, w):

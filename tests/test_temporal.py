@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.temporal import TemporalConfig, TemporalSmoother, warp
+from realtime.temporal import TemporalConfig, TemporalSmoother, fb_confidence, full_res_map, warp
 
 
 def _scene(h=120, w=160, seed=0):
@@ -31,6 +31,33 @@ def test_warp_with_constant_flow_shifts():
     flow[..., 0] = 3
     out = warp(img, flow)
     assert np.array_equal(out[:, :-3], img[:, 3:])
+
+
+def test_full_res_map_equals_scaling_the_flow_up():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    small = cv2.GaussianBlur(rng.normal(0, 3, (30, 40, 2)).astype(np.float32), (0, 0), 3)
+    full = cv2.resize(small, (80, 60), interpolation=cv2.INTER_LINEAR) * 2  # the flow in full-size pixels
+    ys, xs = np.mgrid[0:60, 0:80].astype(np.float32)
+    expected = full + np.stack([xs, ys], axis=-1)
+    err = np.abs(full_res_map(small, (80, 60)) - expected)
+    assert err[1:-1, 1:-1].max() < 1e-3  # exact inside
+    assert err.max() <= 0.5 + 1e-3  # half a pixel at the outermost rows and columns
+
+
+@pytest.mark.parametrize("backward", [True, False])
+def test_confidence_drops_where_the_match_is_wrong(backward):
+    img = _scene()[..., 1].copy()  # a grey frame
+    zero = np.zeros(img.shape + (2,), np.float32)
+    changed = img.copy()
+    changed[20:50, 30:70] = 255 - changed[20:50, 30:70]  # something new appeared here
+    conf = fb_confidence(changed, img, zero, zero if backward else None, 0.75, 0.06)
+    assert conf[60:, 100:].min() > 0.99  # unchanged and still: trusted
+    assert conf[25:45, 35:65].mean() < 0.1  # the photometric check catches the change with or without flow back
+    shifted = zero.copy()
+    shifted[..., 0] = -5  # points outside the frame on the left
+    assert (fb_confidence(img, img, shifted, None, 0.75, 0.06)[:, :5] == 0).all()
 
 
 def test_smoothing_reduces_flicker_on_a_pan():

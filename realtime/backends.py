@@ -138,12 +138,12 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
     "onnxruntime-int8": lambda model, device, **kw: OrtBackend(
         model, "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider", precision="int8", **kw),
 }
-# CPU order, by measurement on two cores with lite (`stylize bench`, 2026-11-24): int8 ONNX Runtime
-# 32.7 ms at 640x480 against 48.2 (fp32 ORT) and 42.9 (torch), 29.1 fps end to end on a 640x360
-# video against 27.2 and 22.0; its quality on 10x10 eval pairs was within 5% of fp32 (style
-# distance -3.7%, content distance +3.6%). It needs a model's bundled int8 graphs; other models
-# fall through to fp32 ORT. Measure again when the model changes.
-AUTO_ORDER = {"cpu": ["onnxruntime-int8", "onnxruntime", "torch"], "cuda": ["tensorrt", "onnxruntime", "torch"]}
+# CPU order, by measurement on two cores with lite (`stylize bench`, 2026-11-24, graph layout 4):
+# fp32 ONNX Runtime 24.9 ms at 640x480, torch 43.6. The int8 graphs were faster (21.0 ms) and
+# within 5% of fp32 on still images, but they flicker: per-frame warping error on 30 frames of a
+# hand-wave clip 0.0194 against fp32's 0.0096 (input floor 0.0081), on a pan 0.0301 against
+# 0.0204. Video is what this tool is for, so int8 is opt-in (--backend onnxruntime-int8).
+AUTO_ORDER = {"cpu": ["onnxruntime", "torch"], "cuda": ["tensorrt", "onnxruntime", "torch"]}
 
 
 def create_backend(name: str, model: StyleModel, device: torch.device, **kw) -> Backend:

@@ -88,7 +88,10 @@ def available_backends(model: nn.Module, device: torch.device) -> list[str]:
     from .backends import AUTO_ORDER, BACKENDS, create_backend
 
     names = []
-    for name in AUTO_ORDER.get(device.type, ["torch"]):
+    candidates = AUTO_ORDER.get(device.type, ["torch"])
+    if device.type == "cpu":  # opt-in backends are timed too
+        candidates = ["onnxruntime-int8", *candidates]
+    for name in candidates:
         try:
             create_backend(name, model, device)
             names.append(name)

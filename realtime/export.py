@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .adain import EPS
+from .adain import calc_mean_std
 from .model import StyleModel
 
 OPSET = 17
@@ -57,13 +57,7 @@ class _EncoderGraph(nn.Module):
         if self.scale_input:
             x = x * (1.0 / 255.0)
         feats = self.model.encode(x)
-        out = []
-        for tap in self.model.taps:
-            f = feats[tap]  # statistics as in adain.calc_mean_std
-            mean = f.mean(dim=(2, 3), keepdim=True)
-            var = ((f * f).mean(dim=(2, 3), keepdim=True) - mean * mean).clamp_min(0.0) + EPS
-            out += [f, mean, var.sqrt()]
-        return tuple(out)
+        return tuple(x for tap in self.model.taps for x in (feats[tap], *calc_mean_std(feats[tap])))
 
 
 class _DecoderGraph(nn.Module):

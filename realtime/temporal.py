@@ -33,11 +33,13 @@ DEFAULT_STRENGTH = 0.9  # the one default of --temporal-strength, Stylizer and s
 class TemporalConfig:
     strength: float = DEFAULT_STRENGTH  # weight of the warped previous output where the flow is trusted
     stats_momentum: float = 0.8  # share of the running statistics kept each frame
-    # flow is computed at this width, then scaled up. 256 px with the ultrafast preset cut the smoother
-    # from 7.8 to 5.7 ms per 640x480 frame, but on the full temporal evaluation (fp32) the smoothed
-    # warping error rose 10-28% per row against 320 px and "fast", so stability keeps these
-    flow_width: int = 320
-    flow_preset: str = "fast"  # OpenCV DIS preset: ultrafast, fast or medium
+    # flow is computed at this width, then scaled up. 256 px with the ultrafast preset took the smoother
+    # from 7.8 to 5.7 ms per 640x480 frame against 320 px and "fast". Full temporal evaluation (fp32,
+    # 4 clips x 3 styles): excess flicker 0.30 (worst 0.64), ghosting 0.0374 (blend 0.0477), style
+    # +5.8%; 320 px "fast" had 0.17 (0.54), 0.040 and +6.4% at +51% cost. Per row the smoothed error
+    # is 10-28% higher than with 320 px, the price of staying near the 25% cost budget.
+    flow_width: int = 256
+    flow_preset: str = "ultrafast"  # OpenCV DIS preset: ultrafast, fast or medium
     fb_sigma: float = 0.75  # forward-backward error (px at flow_width) where confidence is e^-1
     photo_sigma: float = 0.06  # photometric error (grey levels in [0, 1]) where confidence is e^-1
     cut_threshold: float = 0.12  # mean absolute change of 32-px thumbnails that counts as a scene cut

@@ -30,7 +30,8 @@ def main() -> None:
     p.add_argument("--style-weight", type=float)
     p.add_argument("--student", type=json.loads, help='JSON, e.g. {"width": 0.25, "depth": 4}')
     p.add_argument("--seed", type=int)
-    p.add_argument("--init-from", help="warm start from another run's last.pt (skips distillation)")
+    p.add_argument("--init-from", help="warm start from another run's last.pt (skips distillation); "
+                                        "its student config is kept unless --student is given")
     for flag, kind, text in (("--adain-lr", float, "decoder learning rate in the AdaIN stage"),
                              ("--encoder-lr", float, "fine-tune the encoder end to end at this rate (AdaIN stage)"),
                              ("--short-side", int, "hold training images at this short side"),
@@ -41,7 +42,7 @@ def main() -> None:
         p.add_argument(flag, type=kind, help=text)
     args = p.parse_args()
 
-    from realtime.train.trainer import Trainer, TrainConfig, setup_logging
+    from realtime.train.trainer import Trainer, TrainConfig, checkpoint_student, setup_logging
 
     setup_logging(args.run)
     cfg_path = Path(args.run) / "config.json"
@@ -58,6 +59,10 @@ def main() -> None:
                                    "adain_content_weight": args.adain_content_weight,
                                    "perceptual_content_weight": args.perceptual_content_weight,
                                    "style_distance_weight": args.style_distance_weight}.items() if v is not None}
+    if args.init_from and args.student is None and not cfg_path.exists():  # same network as the run it starts from
+        inherited = checkpoint_student(args.init_from)
+        if inherited is not None:
+            overrides["student"] = inherited
     cfg = TrainConfig(**{**base, **overrides})
     trainer = Trainer(cfg, args.run)
     if args.export_now:

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from realtime.model import load_student
 from realtime.nets import VGG16_BLOCKS
-from realtime.train.trainer import Trainer, TrainConfig
+from realtime.train.trainer import Trainer, TrainConfig, checkpoint_student
 
 TINY = {"width": 0.125, "depth": 4, "fast_stem": True}
 
@@ -96,3 +96,21 @@ def test_frozen_encoder_stays_put(setup):
     before = {k: v.clone() for k, v in trainer.encoder.state_dict().items()}
     trainer.run()
     assert all(torch.equal(before[k], v) for k, v in trainer.encoder.state_dict().items())
+
+
+def test_warm_start_keeps_the_skips_it_was_trained_with(setup):
+    tmp, config = setup
+    skipped = {**TINY, "skips": ["relu1_1", "relu3_1"]}
+    Trainer(config(student=skipped), tmp / "base").run()
+    ckpt = tmp / "base" / "last.pt"
+    assert checkpoint_student(ckpt)["skips"] == ["relu1_1", "relu3_1"]
+    # without the skips, the decoder's main path alone would load: refused, not silently dropped
+    with pytest.raises(ValueError, match="skips"):
+        Trainer(config(init_from=str(ckpt)), tmp / "plain")
+    fine = Trainer(config(init_from=str(ckpt), student=checkpoint_student(ckpt)), tmp / "fine")
+    base = torch.load(ckpt, weights_only=True)["decoder"]
+    assert all(torch.equal(base[k], v) for k, v in fine.decoder.state_dict().items())
+    # adding skips to a plain decoder is the supported direction: they start at zero
+    Trainer(config(), tmp / "plainbase").run()
+    grown = Trainer(config(init_from=str(tmp / "plainbase" / "last.pt"), student=skipped), tmp / "grown")
+    assert all(float(v.abs().sum()) == 0 for k, v in grown.decoder.state_dict().items() if k.startswith("skips."))

@@ -118,7 +118,8 @@ class Trainer:
             self.opt = torch.optim.Adam(groups)
 
     def _state(self) -> dict:
-        return {"step": self.step, "encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
+        return {"step": self.step, "student": json.dumps(self.student_cfg.to_dict()),
+                "encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
                 "adapters": self.adapters.state_dict(), "opt": self.opt.state_dict(), "scales": self.scales,
                 "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state()}
 
@@ -153,6 +154,11 @@ class Trainer:
         self.encoder.load_state_dict(state["encoder"])
         self.adapters.load_state_dict(state["adapters"])
         decoder = state["decoder"]
+        dropped = sorted({k.split(".")[1] for k in decoder if k.startswith("skips.")} - set(self.student_cfg.skips))
+        if dropped:  # the main path alone would load and train, without the detail the skips carried
+            raise ValueError(f"{path} has a decoder with skips {dropped} that the student config "
+                             f"{self.student_cfg.to_dict()} lacks; warm-start with the same student "
+                             f"(leave --student out to inherit it)")
         if set(decoder) == set(self.decoder.state_dict()):  # same decoder: fine-tune all of it
             self.decoder.load_state_dict(decoder, strict=True)
         else:
@@ -275,6 +281,19 @@ class Trainer:
 
         meta = {"steps": str(self.step), **{k: str(v) for k, v in (extra or {}).items()}}
         return save_student(self.encoder, self.decoder, self.student_cfg, path, meta)
+
+
+def checkpoint_student(path: str | Path) -> dict | None:
+    """The student config a checkpoint was trained with: stored in it, or (older checkpoints)
+    in the ``config.json`` of its run folder; None if neither is there."""
+    path = Path(path)
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if "student" in state:
+        return json.loads(state["student"])
+    config = path.parent / "config.json"
+    if config.exists():
+        return json.loads(config.read_text()).get("student")
+    return None
 
 
 def setup_logging(run_dir: str | Path) -> None:

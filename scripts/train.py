@@ -30,6 +30,7 @@ def main() -> None:
     p.add_argument("--style-weight", type=float)
     p.add_argument("--student", type=json.loads, help='JSON, e.g. {"width": 0.25, "depth": 4}')
     p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch threads (default 2; 1 each for two runs side by side)")
     p.add_argument("--init-from", help="warm start from another run's last.pt (skips distillation); "
                                         "its student config is kept unless --student is given")
     for flag, kind, text in (("--adain-lr", float, "decoder learning rate in the AdaIN stage"),
@@ -52,7 +53,7 @@ def main() -> None:
         base.update(json.loads(cfg_path.read_text()))
     overrides = {k: v for k, v in {"distill_steps": args.distill_steps, "adain_steps": args.adain_steps,
                                    "batch": args.batch, "crop": args.crop, "style_weight": args.style_weight,
-                                   "student": args.student, "seed": args.seed,
+                                   "student": args.student, "seed": args.seed, "threads": args.threads,
                                    "init_from": args.init_from, "adain_lr": args.adain_lr,
                                    "encoder_lr": args.encoder_lr, "short_side": args.short_side,
                                    "max_zoom_out": args.max_zoom_out,

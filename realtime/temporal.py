@@ -63,10 +63,10 @@ class TemporalConfig:
 
 
 def grey_small(frame: np.ndarray, width: int) -> np.ndarray:
-    """uint8 RGB -> uint8 greyscale at ``width`` px wide (never upscaled)."""
+    """uint8 RGB (or already grey) -> uint8 greyscale at ``width`` px wide (never upscaled)."""
     import cv2
 
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     h, w = grey.shape
     if w > width:
         grey = cv2.resize(grey, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
@@ -173,12 +173,8 @@ class TemporalSmoother:
 
     def begin(self, frame: np.ndarray) -> bool:
         """Register the next input frame; True (and state reset) at a scene cut."""
-        import cv2
-
         grey = grey_small(frame, self.config.flow_width)
-        h, w = grey.shape  # the thumbnail blurs motion away and keeps the scene; made from grey, one colour conversion
-        thumb = grey if w <= 32 else cv2.resize(grey, (32, max(1, round(h * 32 / w))), interpolation=cv2.INTER_AREA)
-        thumb = thumb.astype(np.float32) / 255.0
+        thumb = grey_small(grey, 32).astype(np.float32) / 255.0  # blurs motion away, keeps the scene
         cut = False
         if self._grey_cur is not None:
             if self._grey_cur.shape != grey.shape or self._thumb.shape != thumb.shape:

@@ -64,14 +64,14 @@ class EncoderSink:
         self._closed = False
 
     def send(self, rgb: np.ndarray, capture_time: float) -> None:
-        from ._av import import_av
+        from ._av import import_av, video_frame
 
         av = import_av()
 
         if self._t0 is None:
             self._t0 = capture_time
         h, w = self.stream.height, self.stream.width
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
+        frame = video_frame(av, rgb[:h, :w], "yuv420p")
         pts = int(round((capture_time - self._t0) / self.TIME_BASE))
         frame.pts = max(pts, self._last_pts + 1)  # strictly increasing
         frame.time_base = self.TIME_BASE

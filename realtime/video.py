@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._av import video_frame
 from .errors import BadVideoError, InputNotFoundError, OutputError
 from .pipeline import END, Worker, items, put
 from .progress import Progress
@@ -223,7 +224,7 @@ class _Muxer:
             self.size = (w, h)
             self.vout.width, self.vout.height = w, h
             self.vout.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"  # 4:2:0 needs even sizes
-        frame = self._av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = video_frame(self._av, rgb, self.vout.pix_fmt)
         tb = self.vout.codec_context.time_base
         frame.pts = pts if pts is not None else int(self.frames / self.rate / tb)
         frame.time_base = tb

@@ -61,6 +61,28 @@ def test_variable_frame_rate_is_kept(tmp_path, stylizer):
     assert probe(out)["pts"] == pytest.approx([t / 30 for t in times], abs=2e-3)
 
 
+@pytest.mark.parametrize("size", [(96, 64), (51, 37)])  # yuv420p (OpenCV conversion) and yuv444p (swscale)
+def test_colours_survive_the_encoder(tmp_path, size):
+    import av
+
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = [np.stack([128 + 100 * np.sin(xx / 7 + t), 128 + 90 * np.cos(yy / 5), 128 + 80 * np.sin((xx + yy) / 9)],
+                       axis=-1).astype(np.uint8) for t in range(6)]  # smooth colours, which 4:2:0 can carry
+    src = make_clip(tmp_path / "in.mp4", frames=6, size=size, audio=False)
+    out = tmp_path / "out.mp4"
+    it = iter(frames)
+    stylize_video(src, out, process=lambda f: next(it), progress=False)
+    with av.open(str(out)) as c:
+        got = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(got) == 6
+    for want, have in zip(frames, got):
+        diff = np.abs(want.astype(float) - have)
+        # 5.4 on the 96x64 clip with either conversion (x264 at crf 18 and 4:2:0); a channel swap is 48
+        assert diff.mean() < 7.0
+        assert np.abs(want.mean(axis=(0, 1)) - have.mean(axis=(0, 1))).max() < 2.5  # no cast, no range mix-up
+
+
 def test_rotation_metadata_is_applied(tmp_path):
     src = make_clip(tmp_path / "rot.mp4", frames=4, size=(64, 32), audio=False, rotation=-90)
     out = tmp_path / "out.mp4"

@@ -91,6 +91,28 @@ def test_no_ghost_where_an_object_left():
     assert ghost < 0.2 * naive
 
 
+@pytest.mark.parametrize("clamp", [0, 3])
+def test_clamp_cuts_what_the_fresh_output_never_had(clamp):
+    """A dark streak in the previous output on a still, flat wall (what a bad flow drags in) is
+    kept by plain blending and cut by the neighbourhood clamp; the wall's own flicker still averages."""
+    sm = TemporalSmoother(TemporalConfig(strength=0.9, clamp=clamp, detail_restore=0.0))
+    wall = np.full((120, 160, 3), 200, np.uint8)
+    frame = _scene()[:, :160]  # the input: still, so flow and confidence trust every pixel
+    sm.begin(frame)
+    sm.blend(wall)
+    sm._out_prev = sm._out_prev.copy()
+    sm._out_prev[:, 80:82] = 60  # the streak
+    sm.begin(frame)
+    fresh = _flicker(wall, 1)
+    out = sm.blend(fresh).astype(float)
+    streak = np.abs(out[:, 80:82] - fresh[:, 80:82]).mean()
+    if clamp:
+        assert streak < 50  # within the fresh wall's own noise and the clamp's slack (half its range)
+        assert out[:, 20:60].std() < 0.5 * fresh[:, 20:60].std()  # flicker away from the streak still averages
+    else:
+        assert streak > 100
+
+
 def test_scene_cut_resets():
     sm = TemporalSmoother()
     a = _scene(seed=1)[:, :160]

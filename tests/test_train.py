@@ -114,3 +114,26 @@ def test_warm_start_keeps_the_skips_it_was_trained_with(setup):
     Trainer(config(), tmp / "plainbase").run()
     grown = Trainer(config(init_from=str(tmp / "plainbase" / "last.pt"), student=skipped), tmp / "grown")
     assert all(float(v.abs().sum()) == 0 for k, v in grown.decoder.state_dict().items() if k.startswith("skips."))
+
+
+def test_warm_start_from_an_exported_model(setup):
+    """A shipped .safetensors (no optimizer, adapters or scales) is a starting point too."""
+    tmp, config = setup
+    skipped = {**TINY, "skips": ["relu1_1"]}
+    base = Trainer(config(student=skipped), tmp / "base")
+    base.run()
+    exported = base.export(tmp / "base.safetensors")
+    assert checkpoint_student(exported)["skips"] == ["relu1_1"]
+    fine = Trainer(config(init_from=str(exported), student=checkpoint_student(exported), adain_steps=3),
+                   tmp / "fine")
+    assert fine.step == fine.cfg.distill_steps
+    for mine, theirs in ((fine.encoder, base.encoder), (fine.decoder, base.decoder)):
+        ref = theirs.state_dict()
+        assert all(torch.equal(ref[k], v) for k, v in mine.state_dict().items())
+    assert set(fine.scales) == set(fine.taps)  # measured afresh
+    fine.run()
+    assert fine.step == fine.cfg.distill_steps + 3
+    model = load_student(fine.export(tmp / "fine.safetensors"))
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 32, 32), model.style_stats(torch.rand(1, 3, 32, 32)))
+    assert torch.isfinite(out).all()

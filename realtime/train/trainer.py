@@ -149,7 +149,19 @@ class Trainer:
 
     def _warm_start(self, path: Path) -> None:
         """Take a finished distillation (and any decoder of the same main path) from a checkpoint,
-        then begin at the AdaIN stage; new skip projections start at zero."""
+        then begin at the AdaIN stage; new skip projections start at zero. An exported model
+        (.safetensors, e.g. a shipped one) gives encoder and decoder only: the adapters are not used
+        after distillation, and the teacher scales are measured afresh."""
+        if path.suffix == ".safetensors":
+            from ..model import load_student
+
+            model = load_student(path)
+            self.encoder.layers.load_state_dict(model.encoder.layers.state_dict(), strict=True)
+            self.decoder.load_state_dict(model.decoder.state_dict(), strict=True)
+            self.step = self.cfg.distill_steps
+            self._make_optimizer()
+            log.info("warm start from the exported model %s; AdaIN stage begins at %d", path, self.step)
+            return
         state = torch.load(path, weights_only=True)
         self.encoder.load_state_dict(state["encoder"])
         self.adapters.load_state_dict(state["adapters"])
@@ -287,6 +299,12 @@ def checkpoint_student(path: str | Path) -> dict | None:
     """The student config a checkpoint was trained with: stored in it, or (older checkpoints)
     in the ``config.json`` of its run folder; None if neither is there."""
     path = Path(path)
+    if path.suffix == ".safetensors":  # an exported model: the config is in its metadata
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            student = (f.metadata() or {}).get("student")
+        return json.loads(student) if student else None
     state = torch.load(path, weights_only=True, map_location="cpu")
     if "student" in state:
         return json.loads(state["student"])

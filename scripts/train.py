@@ -31,8 +31,8 @@ def main() -> None:
     p.add_argument("--student", type=json.loads, help='JSON, e.g. {"width": 0.25, "depth": 4}')
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch threads (default 2; 1 each for two runs side by side)")
-    p.add_argument("--init-from", help="warm start from another run's last.pt or an exported .safetensors (skips distillation); "
-                                        "its student config is kept unless --student is given")
+    p.add_argument("--init-from", help="warm start from another run's last.pt or an exported .safetensors "
+                                        "(skips distillation); its student config is kept unless --student is given")
     for flag, kind, text in (("--adain-lr", float, "decoder learning rate in the AdaIN stage"),
                              ("--encoder-lr", float, "fine-tune the encoder end to end at this rate (AdaIN stage)"),
                              ("--short-side", int, "hold training images at this short side"),

@@ -271,7 +271,8 @@ class TemporalSmoother:
 
     def _restore_detail(self, result: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         """Blending and resampling soften texture; an unsharp mask brings the blend's high-pass
-        energy back to the fresh frame's (one gain per frame, smoothed so it cannot flicker)."""
+        energy back to the fresh frame's (one gain, measured every GAIN_EVERY frames and smoothed so it cannot
+        flicker)."""
         import cv2
 
         self._frames += 1

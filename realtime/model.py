@@ -87,19 +87,30 @@ def load_adain_vgg19(encoder_path: Path, decoder_path: Path, name: str = "adain-
     return StyleModel(name, nets.vgg19_encoder(vgg), decoder).eval()
 
 
-def load_student(path: Path, name: str | None = None) -> StyleModel:
-    """One of our own safetensors files (encoder.* and decoder.* tensors, config in metadata)."""
+def _read_student(path: Path, tensors: bool) -> tuple[dict, dict]:
+    """(student config as stored, tensors or {}) of one of our safetensors files."""
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            weights = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError) as e:
         raise WeightsError(f"{path} is not a readable safetensors file: {e}") from e
     if meta.get("format") != "realtime-style-student":
         raise WeightsError(f"{path} is not a realtime-style model (metadata format={meta.get('format')!r})")
-    cfg = nets.StudentConfig.from_dict(json.loads(meta["student"]))
+    return json.loads(meta["student"]), weights
+
+
+def student_config(path: str | os.PathLike) -> dict:
+    """The student config stored in one of our safetensors files (no tensors are read)."""
+    return _read_student(Path(path), tensors=False)[0]
+
+
+def load_student(path: Path, name: str | None = None) -> StyleModel:
+    """One of our own safetensors files (encoder.* and decoder.* tensors, config in metadata)."""
+    student, tensors = _read_student(path, tensors=True)
+    cfg = nets.StudentConfig.from_dict(student)
     encoder = nets.student_encoder(cfg)
     decoder = nets.student_decoder(cfg)
     _strict(encoder.layers, {k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")}, path)

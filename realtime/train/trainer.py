@@ -300,11 +300,9 @@ def checkpoint_student(path: str | Path) -> dict | None:
     in the ``config.json`` of its run folder; None if neither is there."""
     path = Path(path)
     if path.suffix == ".safetensors":  # an exported model: the config is in its metadata
-        from safetensors import safe_open
+        from ..model import student_config
 
-        with safe_open(str(path), framework="pt") as f:
-            student = (f.metadata() or {}).get("student")
-        return json.loads(student) if student else None
+        return student_config(path)
     state = torch.load(path, weights_only=True, map_location="cpu")
     if "student" in state:
         return json.loads(state["student"])

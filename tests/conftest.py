@@ -135,3 +135,42 @@ def style_image(tmp_path) -> Path:
     img[::8] = [200, 30, 30]
     Image.fromarray(img).save(path)
     return path
+
+
+def real_image(h=96, w=128) -> np.ndarray:
+    """The first evaluation photo of ../shared/data, w wide and cropped to at most h rows; the
+    moving pattern where the data is absent."""
+    eval_dir = SHARED_DATA / "content" / "eval"
+    if eval_dir.is_dir():
+        from realtime.images import load_image, resize_long_side
+
+        img = load_image(sorted(eval_dir.iterdir())[0])
+        return np.ascontiguousarray(resize_long_side(img, w)[:h - h % 16 or 16])
+    return pattern(h, w)
+
+
+def spread_output(model, frame: np.ndarray) -> None:
+    """Random decoders give a near-constant output that clips to one grey, where any mismatch
+    would hide; rescale the last convolution so the output of this frame spans mid-range."""
+    from realtime.frames import rgb8_to_tensor
+
+    with torch.no_grad():
+        y = model(rgb8_to_tensor(frame), model.style_stats(rgb8_to_tensor(frame)))
+        conv = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        conv.weight *= 0.2 / y.std()
+        conv.bias += 0.5 - y.mean() * 0.2 / y.std()
+
+
+def registered_model(name: str):
+    """A registered model and whether it has real weights: a bundled one as shipped, a downloadable
+    one with random weights."""
+    from realtime import nets
+    from realtime.model import StyleModel, load_model
+    from realtime.registry import registry
+
+    spec = registry()[name]
+    if all(f.bundled for f in spec.files):
+        return load_model(name, allow_download=False), True
+    assert spec.arch == "adain-vgg19", f"no random stand-in for {name} ({spec.arch})"
+    torch.manual_seed(0)
+    return StyleModel(name, nets.vgg19_encoder(nets.vgg_normalised()), nets.adain_decoder()).eval(), False

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA, pattern
+from conftest import pattern, real_image, registered_model, spread_output
 from realtime import nets
 from realtime.backends import OrtBackend, TorchBackend, create_backend
 from realtime.errors import BackendUnavailableError
-from realtime.model import StyleModel, load_model
 from realtime.registry import registry
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install '.[onnx]')")
@@ -20,39 +19,6 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip 
 MAX_LEVELS = 1
 MAX_FRACTION_OFF = 0.01
 FEAT_TOL = 1e-3
-
-
-def _real_image(h=96, w=128) -> np.ndarray:
-    eval_dir = SHARED_DATA / "content" / "eval"
-    if eval_dir.is_dir():
-        from realtime.images import load_image, resize_long_side
-
-        img = load_image(sorted(eval_dir.iterdir())[0])
-        return np.ascontiguousarray(resize_long_side(img, w)[:h - h % 16 or 16])
-    return pattern(h, w)
-
-
-def _spread_output(model: StyleModel, frame: np.ndarray) -> None:
-    """Random decoders give a near-constant output that clips to one grey, where any mismatch
-    would hide; rescale the last convolution so the output of this frame spans mid-range."""
-    from realtime.frames import rgb8_to_tensor
-
-    with torch.no_grad():
-        y = model(rgb8_to_tensor(frame), model.style_stats(rgb8_to_tensor(frame)))
-        conv = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-        conv.weight *= 0.2 / y.std()
-        conv.bias += 0.5 - y.mean() * 0.2 / y.std()
-
-
-def _registered_model(name: str) -> tuple[StyleModel, bool]:
-    """A registered model and whether it has real weights: a bundled one as shipped, a downloadable
-    one with random weights."""
-    spec = registry()[name]
-    if all(f.bundled for f in spec.files):
-        return load_model(name, allow_download=False), True
-    assert spec.arch == "adain-vgg19", f"no random stand-in for {name} ({spec.arch})"
-    torch.manual_seed(0)
-    return StyleModel(name, nets.vgg19_encoder(nets.vgg_normalised()), nets.adain_decoder()).eval(), False
 
 
 def _assert_same_frames(ref: np.ndarray, got: np.ndarray, name: str) -> None:
@@ -70,13 +36,13 @@ def _assert_close(ref: torch.Tensor, got: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(registry()))
-def test_onnx_matches_torch_on_a_real_image(name, tmp_path):
-    model, trained = _registered_model(name)
+def test_onnx_matches_torch_on_areal_image(name, tmp_path):
+    model, trained = registered_model(name)
     s = model.stride
-    img = _real_image()
+    img = real_image()
     img = np.ascontiguousarray(img[: img.shape[0] // s * s, : img.shape[1] // s * s])
     if not trained:
-        _spread_output(model, img)  # random weights: give the output some range to compare
+        spread_output(model, img)  # random weights: give the output some range to compare
     style = torch.from_numpy(pattern(64, 64, 3)).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         stats = model.style_stats(style)
@@ -104,8 +70,8 @@ def test_multi_level_model_matches_between_backends(tmp_path):
     for conv in dec.skips.values():  # non-zero projections, so the skips matter
         torch.nn.init.normal_(conv.weight, std=0.3)
     model = load_student(save_student(enc, dec, cfg, tmp_path / "skip.safetensors"))
-    frame = _real_image(64, 96)
-    _spread_output(model, frame)
+    frame = real_image(64, 96)
+    spread_output(model, frame)
     stats = model.style_stats(torch.rand(1, 3, 48, 48))
     ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache=tmp_path)
     f, own = ort_b.encode(frame)
@@ -168,7 +134,7 @@ def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path
     cpu = torch.device("cpu")
     with pytest.raises(BackendUnavailableError, match="no int8 graphs for model tiny.*scripts/quantize.py"):
         create_backend("onnxruntime-int8", tiny_model, cpu, cache=tmp_path)
-    content = _real_image()
+    content = real_image()
     contents = [content, content[:, ::-1].copy(), content[::-1].copy()]
     styles = [pattern(64, 64, t=7 * k) for k in range(3)]
     quantize_int8(tiny_model, contents, styles, int8_dirs(tiny_model, tmp_path)[1])

@@ -17,11 +17,13 @@ from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from .adain import adain_affine, calc_mean_std
 from .errors import BackendUnavailableError
 from .export import cached_export, decoder_inputs, encoder_outputs
-from .frames import rgb8_to_tensor, tensor_to_rgb8
+from .frames import check_rgb8, rgb8_to_tensor, tensor_to_rgb8
 from .model import Feats, StatsByTap, StyleModel
 
 
@@ -65,6 +67,97 @@ class TorchBackend:
                                 {k: cast(v) for k, v in content.items()}, {k: cast(v) for k, v in style.items()},
                                 alpha)
         return tensor_to_rgb8(out)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX), so bf16 convolutions
+    run at about twice the fp32 rate; elsewhere oneDNN emulates bf16 and it is slower than fp32."""
+    cpu = getattr(torch, "cpu", None)
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+class TorchBf16Backend:
+    """Eager PyTorch on a CPU with native bfloat16: bf16 weights and activations (channels_last),
+    fp32 statistics and AdaIN coefficients.
+
+    Per frame it spends its time in oneDNN's bf16 convolutions and does little else: the
+    1/255 input scale lives in the first convolution's weights, AdaIN on a skip tap is folded
+    into that skip's 1x1 projection (a 1x1 convolution of an affine map is a 1x1 convolution),
+    and a final PixelShuffle becomes a reordering of the last convolution's output channels, so
+    the uint8 frame comes out of one strided copy.
+    """
+
+    def __init__(self, model: StyleModel, device: torch.device):
+        if device.type != "cpu":
+            raise BackendUnavailableError("torch-bf16 is for CPUs; on a GPU use torch (fp16) or onnxruntime")
+        if not cpu_has_native_bf16():
+            raise BackendUnavailableError("this CPU has no native bfloat16 (AVX512-BF16 or AMX), where bf16 "
+                                          "runs slower than fp32; use onnxruntime or torch")
+        from .nets import SkipDecoder
+
+        m = copy.deepcopy(model).cpu().eval()  # a copy: the caller's fp32 model still encodes styles
+        for mod in m.modules():
+            if isinstance(mod, nn.ReLU):
+                mod.inplace = True
+        first = m.encoder.layers[0]
+        self._scaled_input = isinstance(first, nn.Conv2d)
+        if self._scaled_input:  # conv(x / 255) == conv with weights / 255, and 0..255 is exact in bf16
+            first.weight.data.div_(255.0)
+        dec = m.decoder
+        layers = list(dec.layers if isinstance(dec, SkipDecoder) else dec)
+        self.shuffle = layers[-1].upscale_factor if isinstance(layers[-1], nn.PixelShuffle) else 0
+        if self.shuffle:  # channel c*r*r + k of the last conv -> k*C + c: its memory is then (h, w, i, j, c)
+            layers.pop()
+            last, r2 = layers[-1], self.shuffle ** 2
+            c = last.out_channels // r2
+            order = torch.tensor([ch * r2 + k for k in range(r2) for ch in range(c)])
+            last.weight.data = last.weight.data[order]
+            last.bias.data = last.bias.data[order]
+        self.skips = {}
+        if isinstance(dec, SkipDecoder):  # fp32 masters: the folded weights are made per frame
+            self.skips = {tap: (conv.weight.detach().clone(), conv.bias.detach().clone())
+                          for tap, conv in dec.skips.items()}
+            self.inject, self.deepest = dec.inject, dec.deepest
+        else:
+            self.inject, self.deepest = {}, m.taps[-1]
+        self.model = m.to(torch.bfloat16).to(memory_format=torch.channels_last)
+        self.layers = layers
+        self.taps = m.taps
+        self.name = "torch-cpu-bf16"
+
+    @torch.inference_mode()
+    def encode(self, frame: np.ndarray) -> tuple[Feats, StatsByTap]:
+        check_rgb8(frame)
+        x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0).to(torch.bfloat16)
+        if not self._scaled_input:
+            x = x.mul_(1.0 / 255.0)
+        feats = self.model.encode(x)
+        return feats, {k: calc_mean_std(v.float()) for k, v in feats.items()}
+
+    @torch.inference_mode()
+    def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> np.ndarray:
+        scale, shift = adain_affine(content[self.deepest], style[self.deepest], alpha)
+        x = torch.addcmul(shift.to(torch.bfloat16), feats[self.deepest], scale.to(torch.bfloat16))
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            tap = self.inject.get(i)
+            if tap is not None:
+                x = x.add_(self._skip(tap, feats[tap], *adain_affine(content[tap], style[tap], alpha)))
+        return self._rgb8(x)
+
+    def _skip(self, tap: str, f: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        w, b = self.skips[tap]  # W (f * scale + shift) + b == (W * scale) f + (W shift + b)
+        folded_w = w * scale.reshape(1, -1, 1, 1)
+        folded_b = b + (w[:, :, 0, 0] @ shift.reshape(-1, 1)).reshape(-1)
+        return F.conv2d(f, folded_w.to(torch.bfloat16), folded_b.to(torch.bfloat16))
+
+    def _rgb8(self, x: torch.Tensor) -> np.ndarray:
+        y = x.float().clamp_(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8)[0].permute(1, 2, 0)  # (h, w, C)
+        h, w, channels = y.shape
+        r = max(self.shuffle, 1)
+        if self.shuffle:  # (h, w, i, j * 3 + c) -> (h, i, w, j * 3 + c), i.e. (h * r, w * r, 3)
+            y = y.reshape(h, w, r, channels // r).permute(0, 2, 1, 3)
+        return y.contiguous().reshape(h * r, w * r, 3).numpy()
 
 
 class OrtBackend:
@@ -132,18 +225,22 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 BACKENDS: dict[str, Callable[..., Backend]] = {
     "torch": lambda model, device, cache=None, threads=None, spinning=None: TorchBackend(model, device),
+    "torch-bf16": lambda model, device, cache=None, threads=None, spinning=None: TorchBf16Backend(model, device),
     "onnxruntime": lambda model, device, **kw: OrtBackend(
         model, "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider", **kw),
     "tensorrt": lambda model, device, **kw: OrtBackend(model, "TensorrtExecutionProvider", **kw),
     "onnxruntime-int8": lambda model, device, **kw: OrtBackend(
         model, "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider", precision="int8", **kw),
 }
-# CPU order, by measurement on two cores with lite (`stylize bench`, 2026-11-24, graph layout 4):
-# fp32 ONNX Runtime 24.9 ms at 640x480, torch 43.6. The int8 graphs were faster (21.0 ms) and
-# within 5% of fp32 on still images, but they flicker: per-frame warping error on 30 frames of a
-# hand-wave clip 0.0194 against fp32's 0.0096 (input floor 0.0081), on a pan 0.0301 against
-# 0.0204. Video is what this tool is for, so int8 is opt-in (--backend onnxruntime-int8).
-AUTO_ORDER = {"cpu": ["onnxruntime", "torch"], "cuda": ["tensorrt", "onnxruntime", "torch"]}
+# CPU order, by measurement on two cores with lite. torch-bf16 first where the CPU has native
+# bf16 (it refuses to start elsewhere): 640x480 in 14-17 ms against ONNX Runtime fp32's 21-25 ms
+# (2026-11-25, AMD EPYC with AVX512-BF16), with the same frame-to-frame flicker as fp32 on the
+# temporal evaluation. Then fp32 ONNX Runtime (24.9 ms, 2026-11-24), then torch fp32 (43.6 ms).
+# The int8 graphs were faster (21.0 ms) and within 5% of fp32 on still images, but they flicker:
+# per-frame warping error on 30 frames of a hand-wave clip 0.0194 against fp32's 0.0096 (input
+# floor 0.0081), on a pan 0.0301 against 0.0204. Video is what this tool is for, so int8 is
+# opt-in (--backend onnxruntime-int8).
+AUTO_ORDER = {"cpu": ["torch-bf16", "onnxruntime", "torch"], "cuda": ["tensorrt", "onnxruntime", "torch"]}
 
 
 def create_backend(name: str, model: StyleModel, device: torch.device, **kw) -> Backend:

@@ -51,7 +51,7 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="registered name (see 'stylize models list') or a path")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--backend", default="auto",
-                   choices=["auto", "torch", "onnxruntime", "onnxruntime-int8", "tensorrt"],
+                   choices=["auto", "torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "tensorrt"],
                    help="inference backend; auto picks the fastest that starts (ONNX Runtime when installed)")
     p.add_argument("--max-size", type=_positive_int, metavar="N",
                    help="stylise at most N px on the long side; the output keeps the input's size")

@@ -21,6 +21,10 @@ def report(cache: str | None = None) -> str:
 
     lines = [_line("python", platform.python_version()), _line("numpy", numpy.__version__),
              _line("torch", torch.__version__), _line("cpu threads", f"{torch.get_num_threads()} of {os.cpu_count()}")]
+    from .backends import cpu_has_native_bf16
+
+    lines.append(_line("cpu bfloat16", "native: auto runs torch-bf16 on the CPU" if cpu_has_native_bf16()
+                       else "not native (no AVX512-BF16 or AMX): auto runs ONNX Runtime fp32 on the CPU"))
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             lines.append(_line(f"cuda:{i}", torch.cuda.get_device_name(i)))

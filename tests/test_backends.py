@@ -91,20 +91,29 @@ def test_export_is_checked_and_cached(tmp_path, tiny_model):
     assert cached_export(tiny_model, tmp_path)["decoder"].stat().st_mtime_ns == stamp
 
 
-def test_auto_prefers_onnxruntime_on_cpu(tiny_model, tmp_path):
-    backend = create_backend("auto", tiny_model, torch.device("cpu"), cache=tmp_path)
-    assert backend.name == "onnxruntime-cpu"
-    assert create_backend("torch", tiny_model, torch.device("cpu")).name == "torch-cpu"
+def test_auto_order_on_cpu(tiny_model, tmp_path, monkeypatch):
+    from realtime import backends
+
+    cpu = torch.device("cpu")
+    if backends.cpu_has_native_bf16():  # bf16 convolutions in hardware: the fastest CPU backend
+        assert create_backend("auto", tiny_model, cpu, cache=tmp_path).name == "torch-cpu-bf16"
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    assert create_backend("auto", tiny_model, cpu, cache=tmp_path).name == "onnxruntime-cpu"
+    assert create_backend("torch", tiny_model, cpu).name == "torch-cpu"
 
 
-def test_auto_keeps_fp32_and_int8_is_opt_in(default_model, tmp_path):
-    # int8 flickers more from frame to frame (realtime.backends, AUTO_ORDER), so auto stays fp32
-    assert create_backend("auto", default_model, torch.device("cpu"), cache=tmp_path).name == "onnxruntime-cpu"
+def test_auto_keeps_int8_opt_in(default_model, tmp_path):
+    # int8 flickers more from frame to frame (realtime.backends, AUTO_ORDER), so auto never picks it
+    name = create_backend("auto", default_model, torch.device("cpu"), cache=tmp_path).name
+    assert name in ("torch-cpu-bf16", "onnxruntime-cpu")
     assert create_backend("onnxruntime-int8", default_model, torch.device("cpu"),
                           cache=tmp_path).name == "onnxruntime-cpu-int8"
 
 
 def test_missing_onnxruntime_falls_back_and_says_why(tiny_model, tmp_path, monkeypatch):
+    from realtime import backends
+
+    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)  # so auto reaches onnxruntime
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(BackendUnavailableError, match=r"pip install 'realtime-style\[onnx\]'"):
         create_backend("onnxruntime", tiny_model, torch.device("cpu"), cache=tmp_path)

@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--teacher", help="VGG-16 weights: adds style/content distances on sampled frames")
     p.add_argument("--model", default="default")
+    p.add_argument("--backend", default="auto", help="inference backend (auto, torch-bf16, onnxruntime, ...)")
     p.add_argument("--clips", nargs="+", default=CLIPS)
     p.add_argument("--styles", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
@@ -44,7 +45,8 @@ def main() -> None:
     styles = pick(data / "style/eval", args.styles)
 
     def make(temporal: bool) -> Stylizer:
-        return Stylizer(model, device="cpu", temporal=temporal, temporal_strength=args.strength)
+        return Stylizer(model, device="cpu", backend=args.backend, temporal=temporal,
+                        temporal_strength=args.strength)
 
     teacher = None
     if args.teacher:

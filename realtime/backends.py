@@ -72,8 +72,8 @@ class TorchBackend:
 def cpu_has_native_bf16() -> bool:
     """True where the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX), so bf16 convolutions
     run at about twice the fp32 rate; elsewhere oneDNN emulates bf16 and it is slower than fp32."""
-    cpu = getattr(torch, "cpu", None)
-    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up with a default
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 class TorchBf16Backend:

@@ -174,3 +174,11 @@ def registered_model(name: str):
     assert spec.arch == "adain-vgg19", f"no random stand-in for {name} ({spec.arch})"
     torch.manual_seed(0)
     return StyleModel(name, nets.vgg19_encoder(nets.vgg_normalised()), nets.adain_decoder()).eval(), False
+
+
+def frame_diff(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """|ref - got| in uint8 levels, after checking both are frames of one shape and ref is a real
+    picture (a flat colour would hide any mismatch)."""
+    assert ref.dtype == got.dtype == np.uint8 and ref.shape == got.shape
+    assert ref.std() > 10
+    return np.abs(ref.astype(int) - got.astype(int))

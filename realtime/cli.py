@@ -52,7 +52,8 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--backend", default="auto",
                    choices=["auto", "torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "tensorrt"],
-                   help="inference backend; auto picks the fastest that starts (ONNX Runtime when installed)")
+                   help="inference backend; auto picks the fastest that starts (on a CPU: torch-bf16 where the "
+                        "CPU has native bf16, else ONNX Runtime when installed, else torch)")
     p.add_argument("--max-size", type=_positive_int, metavar="N",
                    help="stylise at most N px on the long side; the output keeps the input's size")
     p.add_argument("--cache-dir", help="where downloaded weights are kept (default: user cache, "

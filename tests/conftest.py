@@ -182,3 +182,15 @@ def frame_diff(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
     assert ref.dtype == got.dtype == np.uint8 and ref.shape == got.shape
     assert ref.std() > 10
     return np.abs(ref.astype(int) - got.astype(int))
+
+
+def registered_case(name: str):
+    """A registered model and a real image cropped to its stride; random weights get an output
+    spread over mid-range, so a mismatch between backends shows."""
+    model, trained = registered_model(name)
+    s = model.stride
+    img = real_image()
+    img = np.ascontiguousarray(img[: img.shape[0] // s * s, : img.shape[1] // s * s])
+    if not trained:
+        spread_output(model, img)
+    return model, img

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import frame_diff, pattern, real_image, registered_model, spread_output
+from conftest import frame_diff, pattern, real_image, registered_case, spread_output
 from realtime import backends, nets
 from realtime.backends import TorchBackend, TorchBf16Backend, cpu_has_native_bf16, create_backend
 from realtime.errors import BackendUnavailableError
@@ -48,12 +48,7 @@ def _compare(model, frame: np.ndarray, alpha: float, name: str) -> None:
 @needs_bf16
 @pytest.mark.parametrize("name", sorted(registry()))
 def test_bf16_matches_fp32_on_a_real_image(name):
-    model, trained = registered_model(name)
-    s = model.stride
-    img = real_image()
-    img = np.ascontiguousarray(img[: img.shape[0] // s * s, : img.shape[1] // s * s])
-    if not trained:
-        spread_output(model, img)  # random weights: give the output some range to compare
+    model, img = registered_case(name)
     _compare(model, img, 0.8, name)
 
 

@@ -131,6 +131,8 @@ class StudentConfig:
     skips: shallower taps (e.g. relu1_1, relu2_1, relu3_1) that are AdaIN-normalised with the
         style's statistics at that level and added into the decoder after the upsampling that
         reaches their resolution (multi-level AdaIN): detail comes back, style acts at every scale.
+    padding: how every 3x3 convolution pads: "zeros" (our first models) lets the network find
+        the picture's edge and paint a frame there; "reflect" gives it nothing to find.
     """
 
     width: float = 0.25
@@ -139,8 +141,11 @@ class StudentConfig:
     fast_stem: bool = True
     decoder_width: float | None = None
     skips: tuple[str, ...] = ()
+    padding: str = "zeros"
 
     def __post_init__(self) -> None:
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         if self.depth not in (3, 4):
             raise ValueError(f"depth must be 3 or 4, got {self.depth}")
         if not 0 < self.width <= 1 or (self.decoder_width is not None and not 0 < self.decoder_width <= 1):
@@ -172,22 +177,29 @@ class StudentConfig:
         return 2 ** (self.depth - 1) * (2 if self.fast_stem else 1)
 
 
-def _block(cin: int, cout: int, separable: bool) -> list[nn.Module]:
-    if separable:
-        return [nn.Conv2d(cin, cin, 3, 1, 1, groups=cin), nn.Conv2d(cin, cout, 1), nn.ReLU()]
-    return [nn.Conv2d(cin, cout, 3, 1, 1), nn.ReLU()]
+PADDINGS = ("zeros", "reflect", "replicate")
+
+
+def _conv3(cin: int, cout: int, padding: str, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride, 1, groups=groups, padding_mode=padding)
+
+
+def _block(cin: int, cout: int, cfg: StudentConfig) -> list[nn.Module]:
+    if cfg.separable:
+        return [_conv3(cin, cin, cfg.padding, groups=cin), nn.Conv2d(cin, cout, 1), nn.ReLU()]
+    return [_conv3(cin, cout, cfg.padding), nn.ReLU()]
 
 
 def student_encoder(cfg: StudentConfig) -> Encoder:
     """VGG-style encoder; relu1_1 ... relu{depth}_1 tapped. Input RGB [0, 1]."""
     c = cfg.channels()
     stem_stride = 2 if cfg.fast_stem else 1
-    layers: list[nn.Module] = [nn.Conv2d(3, c[0], 3, stem_stride, 1), nn.ReLU()]  # relu1_1
+    layers: list[nn.Module] = [_conv3(3, c[0], cfg.padding, stem_stride), nn.ReLU()]  # relu1_1
     taps = {"relu1_1": 1}
     for level in range(1, cfg.depth):
-        layers += _block(c[level - 1], c[level - 1], cfg.separable)  # relu{level}_2
+        layers += _block(c[level - 1], c[level - 1], cfg)  # relu{level}_2
         layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
-        layers += _block(c[level - 1], c[level], cfg.separable)  # relu{level+1}_1
+        layers += _block(c[level - 1], c[level], cfg)  # relu{level+1}_1
         taps[f"relu{level + 1}_1"] = len(layers) - 1
     return Encoder(nn.Sequential(*layers), taps, stride=cfg.stride)
 
@@ -239,17 +251,17 @@ def student_decoder(cfg: StudentConfig) -> nn.Module:
 def _mirror_layers(cfg: StudentConfig) -> nn.Sequential:
     enc = cfg.channels()
     c = cfg.channels(decoder=True)
-    layers: list[nn.Module] = _block(enc[-1], c[-2], cfg.separable)
+    layers: list[nn.Module] = _block(enc[-1], c[-2], cfg)
     layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
     for level in range(cfg.depth - 2, 0, -1):
-        layers += _block(c[level], c[level], cfg.separable)
-        layers += _block(c[level], c[level - 1], cfg.separable)
+        layers += _block(c[level], c[level], cfg)
+        layers += _block(c[level], c[level - 1], cfg)
         layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
-    layers += _block(c[0], c[0], cfg.separable)
+    layers += _block(c[0], c[0], cfg)
     if cfg.fast_stem:
-        layers += [nn.Conv2d(c[0], 12, 3, 1, 1), nn.PixelShuffle(2)]
+        layers += [_conv3(c[0], 12, cfg.padding), nn.PixelShuffle(2)]
     else:
-        layers.append(nn.Conv2d(c[0], 3, 3, 1, 1))
+        layers.append(_conv3(c[0], 3, cfg.padding))
     return nn.Sequential(*layers)
 
 

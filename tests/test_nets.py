@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -62,7 +64,8 @@ def test_pickled_objects_are_refused(tmp_path):
 @pytest.mark.parametrize("cfg", [nets.StudentConfig(), nets.StudentConfig(width=0.125, depth=3),
                                  nets.StudentConfig(separable=True), nets.StudentConfig(fast_stem=False, depth=3),
                                  nets.StudentConfig(skips=("relu1_1", "relu2_1", "relu3_1")),
-                                 nets.StudentConfig(depth=3, skips=("relu2_1",))])
+                                 nets.StudentConfig(depth=3, skips=("relu2_1",)),
+                                 nets.StudentConfig(skips=("relu1_1", "relu2_1"), padding="reflect")])
 def test_student_family_round_trips_any_size(cfg, tmp_path):
     from realtime.model import save_student
 
@@ -73,6 +76,41 @@ def test_student_family_round_trips_any_size(cfg, tmp_path):
     assert model.reconstruct(x).shape == x.shape
     assert set(model.encoder.taps) == set(nets.TAPS[: cfg.depth])
     assert model.taps == cfg.taps and model.multi_level == bool(cfg.skips)
+    pads = {m.padding_mode for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)}
+    assert pads == {cfg.padding}
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+def test_edge_padding_gives_the_network_no_edge_to_find(padding):
+    """A flat picture must come out the same everywhere (up to the 2-px period of the pixel
+    shuffle): with zero padding the border of the output differs from its middle (the frame
+    every output of our first models had); with reflection or replication no layer can tell
+    where the picture ends."""
+    torch.manual_seed(0)
+    x = torch.full((1, 3, 64, 96), 0.6)
+    spreads = {}
+    for mode in ("zeros", padding):
+        cfg = nets.StudentConfig(skips=("relu1_1", "relu2_1", "relu3_1"), padding=mode)
+        enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
+        for conv in dec.skips.values():  # non-zero projections, so the skips are exercised too
+            torch.nn.init.normal_(conv.weight, std=0.1)
+        model = load_student(_saved(enc, dec, cfg))
+        with torch.no_grad():
+            y = model(x, model.style_stats(torch.rand(1, 3, 64, 64)))
+        spreads[mode] = max(float((y[..., 2:, :] - y[..., :-2, :]).abs().max()),
+                            float((y[..., 2:] - y[..., :-2]).abs().max()))
+    assert spreads["zeros"] > 1e-3, spreads
+    assert spreads[padding] < 1e-5, spreads
+    with pytest.raises(ValueError, match="padding"):
+        nets.StudentConfig(padding="circular")
+
+
+def _saved(enc, dec, cfg):
+    import tempfile
+
+    from realtime.model import save_student
+
+    return save_student(enc, dec, cfg, Path(tempfile.mkdtemp()) / "m.safetensors")
 
 
 def test_fresh_skip_decoder_equals_its_main_path():

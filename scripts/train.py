@@ -39,7 +39,12 @@ def main() -> None:
                              ("--max-zoom-out", float, "crop windows span crop..crop*this pixels"),
                              ("--adain-content-weight", float, "weight of the AdaIN-target content loss"),
                              ("--perceptual-content-weight", float, "weight of the perceptual content loss"),
-                             ("--style-distance-weight", float, "weight of the eval-form style distance")):
+                             ("--style-distance-weight", float, "weight of the eval-form style distance"),
+                             ("--style-max-side", int, "train on whole style images at this long side "
+                                                       "(as the product sees them) instead of crops"),
+                             ("--distill-from", str, "an exported .safetensors whose outputs to distil"),
+                             ("--distill-weight", float, "weight of the L1 to the --distill-from outputs"),
+                             ("--distill-margin", int, "border pixels the distillation ignores")):
         p.add_argument(flag, type=kind, help=text)
     args = p.parse_args()
 
@@ -59,7 +64,10 @@ def main() -> None:
                                    "max_zoom_out": args.max_zoom_out,
                                    "adain_content_weight": args.adain_content_weight,
                                    "perceptual_content_weight": args.perceptual_content_weight,
-                                   "style_distance_weight": args.style_distance_weight}.items() if v is not None}
+                                   "style_distance_weight": args.style_distance_weight,
+                                   "style_max_side": args.style_max_side, "distill_from": args.distill_from,
+                                   "distill_weight": args.distill_weight,
+                                   "distill_margin": args.distill_margin}.items() if v is not None}
     if args.init_from and args.student is None and not cfg_path.exists():  # same network as the run it starts from
         inherited = checkpoint_student(args.init_from)
         if inherited is not None:

@@ -69,3 +69,35 @@ def seed_everything(seed: int) -> torch.Generator:
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
+
+
+class StyleImages:
+    """Whole style images as the product sees them: long side at most ``max_side`` (the
+    Stylizer's style size), padded by reflection to multiples of ``stride``, uint8.
+
+    Training on whole styles (not crops) matches inference and the evaluation, whose style
+    target is the statistics of the whole image at 512 px, and lets the teacher's statistics
+    of every style be computed once instead of every step.
+    """
+
+    def __init__(self, folder: str | Path, max_side: int = 512, stride: int = 16):
+        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise FileNotFoundError(f"no images in {folder}")
+        self.names = [p.name for p in paths]
+        self.images: list[torch.Tensor] = []
+        for p in paths:
+            t = torch.from_numpy(load_image(p, max_side=max_side).copy()).permute(2, 0, 1).contiguous()[None]
+            h, w = t.shape[-2:]
+            ph, pw = (-h) % stride, (-w) % stride
+            if ph or pw:
+                t = F.pad(t.float(), (0, pw, 0, ph), mode="reflect").round().to(torch.uint8)
+            self.images.append(t)
+        log.info("loaded %d whole style images from %s", len(self.images), folder)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image(self, i: int) -> torch.Tensor:
+        """(1, 3, h, w) float in [0, 1]."""
+        return self.images[i].float() / 255.0

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..adain import adain, calc_mean_std
+from ..adain import adain_with_stats, calc_mean_std
 from ..nets import TAPS, StudentConfig, student_decoder, student_encoder, vgg16_teacher
-from .data import ImageBank, seed_everything
+from .data import ImageBank, StyleImages, seed_everything
 
 log = logging.getLogger("realtime.train")
 
@@ -64,6 +64,13 @@ class TrainConfig:
     perceptual_content_weight: float = 0.0
     style_distance_weight: float = 0.0
     encoder_lr: float = 0.0  # > 0: fine-tune the encoder end to end in the AdaIN stage
+    # styles as the product sees them: whole images at this long side (0 = random crops, as before)
+    style_max_side: int = 0
+    # output distillation: L1 to a frozen model's output (an exported .safetensors), away from the
+    # outer distill_margin pixels, so a teacher's own border artefacts are not learnt
+    distill_from: str | None = None
+    distill_weight: float = 0.0
+    distill_margin: int = 16
 
 
 def _teacher_scales(teacher: nn.Module, images: torch.Tensor) -> dict[str, float]:
@@ -101,6 +108,15 @@ class Trainer:
             self._warm_start(Path(cfg.init_from))
         if not self.scales:
             self.scales = _teacher_scales(self.teacher, self.content.crops(16, cfg.crop, self.gen))
+        self.whole_styles = None
+        if cfg.style_max_side:
+            self.whole_styles = StyleImages(cfg.style_dir, cfg.style_max_side, self.student_cfg.stride)
+            self.style_targets = self._whole_style_targets()
+        self.distiller = None
+        if cfg.distill_from:
+            from ..model import load_student
+
+            self.distiller = load_student(Path(cfg.distill_from)).requires_grad_(False)
         (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     # --- state --------------------------------------------------------------------------
@@ -182,6 +198,45 @@ class Trainer:
         self._make_optimizer()
         log.info("warm start from %s (its step %d); AdaIN stage begins at %d", path, state["step"], self.step)
 
+    def _whole_style_targets(self) -> dict[str, torch.Tensor]:
+        """Teacher (mean, std) of every whole style image, per tap as (S, 2, C), cached in the run."""
+        path = self.run_dir / f"style_targets_{self.cfg.style_max_side}.pt"
+        if path.exists():
+            return torch.load(path, weights_only=True)
+        rows: dict[str, list[torch.Tensor]] = {k: [] for k in TAPS}
+        with torch.no_grad():
+            for i in range(len(self.whole_styles)):
+                for k, v in self._teacher_feats(self.whole_styles.image(i)).items():
+                    rows[k].append(torch.stack([x.flatten() for x in calc_mean_std(v)]))
+        targets = {k: torch.stack(v) for k, v in rows.items()}
+        torch.save(targets, path)
+        log.info("teacher statistics of %d whole styles cached in %s", len(self.whole_styles), path)
+        return targets
+
+    def _style_batch(self, n: int):
+        """(student features or stats to AdaIN with, teacher (mean, std) per tap, style ids or crops)."""
+        if self.whole_styles is None:
+            s = self.style.crops(n, self.cfg.crop, self.gen, self.cfg.max_zoom_out)
+            with torch.no_grad():
+                ts = self._teacher_feats(s)
+            return ({k: calc_mean_std(v) for k, v in self.encoder.features(s, self.student_cfg.taps).items()},
+                    {k: calc_mean_std(v) for k, v in ts.items()}, s)
+        ids = torch.randint(len(self.whole_styles), (n,), generator=self.gen).tolist()
+        per = [self.encoder.features(self.whole_styles.image(i), self.student_cfg.taps) for i in ids]
+        student = {k: tuple(torch.cat(x) for x in zip(*(calc_mean_std(f[k]) for f in per)))
+                   for k in self.student_cfg.taps}
+        teacher = {k: (v[ids, 0, :, None, None], v[ids, 1, :, None, None]) for k, v in self.style_targets.items()}
+        return student, teacher, ids
+
+    def _distill_target(self, c: torch.Tensor, styles) -> torch.Tensor:
+        with torch.no_grad():
+            if isinstance(styles, torch.Tensor):
+                stats = self.distiller.style_stats(styles)
+            else:
+                per = [self.distiller.style_stats(self.whole_styles.image(i)) for i in styles]
+                stats = {k: tuple(torch.cat(x) for x in zip(*(p[k] for p in per))) for k in self.distiller.taps}
+            return self.distiller(c, stats).clamp(0.0, 1.0)
+
     def _decode(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.student_cfg.skips:
             return self.decoder(feats)
@@ -214,15 +269,13 @@ class Trainer:
 
     def adain_step(self) -> dict[str, float]:
         c = self.content.crops(self.cfg.batch, self.cfg.crop, self.gen, self.cfg.max_zoom_out)
-        s = self.style.crops(self.cfg.batch, self.cfg.crop, self.gen, self.cfg.max_zoom_out)
         with nullcontext() if self.cfg.encoder_lr > 0 else torch.no_grad():
             fc = self.encoder.features(c, self.student_cfg.taps)
-            fs = self.encoder.features(s, self.student_cfg.taps)
-            t = {k: adain(fc[k], fs[k]) for k in fc}
+            student_style, style_stats, styles = self._style_batch(self.cfg.batch)
+            t = {k: adain_with_stats(fc[k], *student_style[k]) for k in fc}
         with torch.no_grad():
             tc = self._teacher_feats(c)
-            ts = self._teacher_feats(s)
-            target = adain(tc[self.taps[-1]], ts[self.taps[-1]])
+            target = adain_with_stats(tc[self.taps[-1]], *style_stats[self.taps[-1]])
         g = self._decode(t)
         tg = self._teacher_feats(g)
         losses = {"content": self.cfg.adain_content_weight * F.mse_loss(tg[self.taps[-1]], target)}
@@ -230,7 +283,7 @@ class Trainer:
         distance = 0.0
         for k in TAPS:
             gm, gs = calc_mean_std(tg[k])
-            sm, ss = calc_mean_std(ts[k])
+            sm, ss = style_stats[k]
             style = style + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
             if self.cfg.style_distance_weight:  # back to raw teacher units, norm per sample
                 scale = self.scales[k] / 1000.0
@@ -247,6 +300,10 @@ class Trainer:
                 b = tc[k] / (tc[k].norm(dim=1, keepdim=True) + 1e-6)
                 perceptual = perceptual + (a - b).pow(2).sum(dim=1).mean() / 3
             losses["perceptual"] = self.cfg.perceptual_content_weight * perceptual
+        if self.distiller is not None and self.cfg.distill_weight:
+            m = self.cfg.distill_margin
+            q = self._distill_target(c, styles)
+            losses["distill"] = self.cfg.distill_weight * F.l1_loss(g[..., m:-m, m:-m], q[..., m:-m, m:-m])
         tv = (g[..., 1:, :] - g[..., :-1, :]).abs().mean() + (g[..., 1:] - g[..., :-1]).abs().mean()
         losses["tv"] = self.cfg.tv_weight * tv * 255.0 ** 2
         losses["range"] = self.cfg.range_weight * (F.relu(g - 1) + F.relu(-g)).pow(2).mean()

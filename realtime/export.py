@@ -87,8 +87,12 @@ class _DecoderGraph(nn.Module):
 
 
 def model_hash(model: StyleModel) -> str:
-    """sha256 over the parameter names, shapes and bytes: the identity of the weights."""
+    """sha256 over the parameter names, shapes and bytes, and how each convolution pads: the
+    identity of the network (one set of weights padded two ways makes two different graphs)."""
     h = hashlib.sha256()
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Conv2d) and mod.padding_mode != "zeros":
+            h.update(f"{name}:{mod.padding_mode}".encode())
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())

@@ -171,3 +171,19 @@ def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path
         onnx.save(graph, str(path))
     with pytest.raises(BackendUnavailableError, match="older graph layout; make them again"):
         create_backend("onnxruntime-int8", tiny_model, cpu, cache=tmp_path)
+
+
+def test_graph_cache_key_tells_paddings_apart():
+    """One set of weights padded two ways is two networks: the cached ONNX graph of one must
+    never be served for the other."""
+    from realtime import nets
+    from realtime.export import model_hash
+    from realtime.model import StyleModel
+
+    models = []
+    for padding in ("zeros", "reflect"):
+        torch.manual_seed(0)
+        cfg = nets.StudentConfig(width=0.125, depth=3, padding=padding)
+        models.append(StyleModel(padding, nets.student_encoder(cfg), nets.student_decoder(cfg), cfg.taps))
+    assert all(torch.equal(a, b) for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()))
+    assert model_hash(models[0]) != model_hash(models[1])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
+from .jobs import VideoJob, VideoSummary
 from .stylizer import Stylizer
 from .temporal import DEFAULT_STRENGTH
-from .video import VideoSummary
-from .video import stylize_video as _stylize_frames
 
 
 def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike | None = None, *,
@@ -17,8 +17,17 @@ def stylize_video(input_path: str | os.PathLike, output: str | os.PathLike | Non
                   preserve_color: str | None = None, max_size: int | None = None, overwrite: bool = False,
                   progress: bool = True, temporal: bool = True, temporal_strength: float = DEFAULT_STRENGTH,
                   backend: str = "auto") -> VideoSummary:
-    """Stylise a whole video file; returns the summary (frames, size, rate, audio, timing)."""
-    stylizer = Stylizer(model=model, device=device, alpha=alpha, preserve_color=preserve_color, max_size=max_size,
-                        temporal=temporal, temporal_strength=temporal_strength, backend=backend)
-    stylizer.set_style(style, style_weights)
-    return _stylize_frames(input_path, output, process=stylizer.stylize, overwrite=overwrite, progress=progress)
+    """Stylise a whole video file; returns the summary (frames, size, rate, audio, timing).
+
+    The input and output are checked before the model loads; the output appears under its
+    name only once it is finalised.
+    """
+    styles = [style] if isinstance(style, (str, os.PathLike)) else list(style)
+    with VideoJob(input_path, output, overwrite=overwrite, progress=progress,
+                  inputs=tuple(Path(s) for s in styles if isinstance(s, (str, os.PathLike)))) as job:
+        stylizer = Stylizer(model=model, device=device, alpha=alpha, preserve_color=preserve_color,
+                            max_size=max_size, temporal=temporal, temporal_strength=temporal_strength,
+                            backend=backend)
+        stylizer.set_style(styles, style_weights)
+        job.settings = stylizer.describe()
+        return job.run(stylizer.stylize)

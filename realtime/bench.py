@@ -85,7 +85,7 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
               microast: Path | None = None, backends: list[str] | None = None) -> dict:
     from .model import load_model
     from .stylizer import Stylizer, pick_device
-    from .video import stylize_video
+    from .jobs import VideoJob
 
     dev = pick_device(device)
     loaded = load_model(model)
@@ -121,7 +121,8 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
                 s = Stylizer(model=loaded, device=str(dev), backend=backend, backend_options=opts, temporal=temporal)
                 s.set_style(style)
                 out = Path(_tmpdir()) / f"bench_{backend}.mp4"
-                summary = stylize_video(clip, out, process=s.stylize, overwrite=True, progress=False)
+                with VideoJob(clip, out, overwrite=True, progress=False) as job:
+                    summary = job.run(s.stylize)
                 rows.append({"method": f"{s.model.name} [{s.backend.name}{label}]",
                              "size": f"video {summary.width}x{summary.height}", "ms": 1000 / summary.fps,
                              "fps": summary.fps, "gflops": None, "peak_fraction": None})

@@ -78,28 +78,25 @@ def _video_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _make_stylizer(args: argparse.Namespace, with_style: bool = True):
+def _make_stylizer(args: argparse.Namespace, temporal: bool = False,
+                   temporal_strength: float = TEMPORAL_STRENGTH):
     from .stylizer import Stylizer
 
-    stylizer = Stylizer(model=args.model, device=args.device, alpha=args.alpha,
-                        preserve_color=args.preserve_color, max_size=args.max_size, cache_dir=args.cache_dir,
-                        backend=args.backend, temporal=getattr(args, "temporal", "off") == "on",
-                        temporal_strength=getattr(args, "temporal_strength", TEMPORAL_STRENGTH))
-    if with_style:
-        stylizer.set_style(args.style, args.style_weights)
-    return stylizer
+    return Stylizer(model=args.model, device=args.device, alpha=args.alpha, preserve_color=args.preserve_color,
+                    max_size=args.max_size, cache_dir=args.cache_dir, backend=args.backend, temporal=temporal,
+                    temporal_strength=temporal_strength)
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from .video import check_output, default_output, open_input, stylize_video
+    from .jobs import VideoJob
 
-    inp = Path(args.input)
-    out = Path(args.output) if args.output else default_output(inp)
-    open_input(inp).close()  # bad input fails before a model is loaded
-    check_output(inp, out, args.overwrite)
-    stylizer = _make_stylizer(args)
-    summary = stylize_video(inp, out, process=stylizer.stylize, overwrite=args.overwrite,
-                            progress=not (args.quiet or args.json))
+    # the input is opened and the output checked before the model loads
+    with VideoJob(args.input, args.output, overwrite=args.overwrite, progress=not (args.quiet or args.json),
+                  inputs=tuple(Path(s) for s in args.style)) as job:
+        stylizer = _make_stylizer(args, args.temporal == "on", args.temporal_strength)
+        stylizer.set_style(args.style, args.style_weights)
+        job.settings = stylizer.describe()
+        summary = job.run(stylizer.stylize)
     for w in summary.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(json.dumps(summary.to_dict()) if args.json else summary.line())
@@ -109,7 +106,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 def cmd_image(args: argparse.Namespace) -> int:
     from .batch import stylize_images
 
-    stylizer = _make_stylizer(args, with_style=False)
+    stylizer = _make_stylizer(args)
     report = stylize_images(Path(args.content), [Path(s) for s in args.style], Path(args.output), stylizer,
                             style_weights=args.style_weights, overwrite=args.overwrite)
     for path in report.written:
@@ -183,45 +180,54 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def cmd_webcam(args: argparse.Namespace) -> int:
-    from .controls import HELP, LiveController, RecordingSink
+def _style_pictures(entries: list[str]) -> list[Path]:
+    """--style entries with folders expanded to their pictures (sorted)."""
+    from .errors import InputNotFoundError
     from .images import IMAGE_SUFFIXES
-    from .live import LivePipeline, write_stats
-    from .sinks import open_sink
-    from .sources import open_source
 
     styles: list[Path] = []
-    for entry in map(Path, args.style):
-        styles += sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if entry.is_dir() else [entry]
-    if not styles:
-        raise SystemExit(f"stylize webcam: no pictures in {args.style[0]}")
-    args.style = [str(styles[0])]
+    for entry in map(Path, entries):
+        if not entry.exists():
+            raise InputNotFoundError(f"style not found: {entry}")
+        if entry.is_dir():
+            found = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputNotFoundError(f"no pictures in the style folder {entry} (looked for "
+                                         f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+            styles += found
+        else:
+            styles.append(entry)
+    return styles
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    from .controls import HELP, LiveController
+    from .live import LiveSession, write_stats
+    from .sinks import RecordingSink
+
+    styles = _style_pictures(args.style)
+    gallery = any(Path(s).is_dir() for s in args.style) or (len(styles) > 1 and args.style_weights is None)
     outputs = args.output or ["preview"]
-    source = open_source(args.camera, loop=args.loop, size=args.size, fps=args.fps)
-    sinks = []
-    try:
-        stylizer = _make_stylizer(args)
-        fps = args.fps or source.fps
-        recorder = RecordingSink(Path(args.record_dir), source.size, fps) if "preview" in outputs else None
-        controller = LiveController(stylizer, styles, recorder, still_dir=Path(args.record_dir))
-        for target in outputs:
-            sinks.append(open_sink(target, source.size, fps, on_key=controller.handle_key, overlay=controller.overlay))
-        if recorder is not None:
-            sinks.append(recorder)
+    # the camera (or file) and every output are opened, and checked, before the model loads
+    with LiveSession(args.camera, outputs, loop=args.loop, size=args.size, fps=args.fps,
+                     overwrite=args.overwrite, inputs=tuple(styles)) as session:
+        stylizer = _make_stylizer(args, args.temporal == "on", args.temporal_strength)
+        # a folder (or several pictures without weights) is a gallery for n/p; weighted pictures are one mix
+        stylizer.set_style(styles[0] if gallery else styles, None if gallery else args.style_weights)
+        controller = LiveController(stylizer, styles if gallery else [], still_dir=Path(args.record_dir))
+        if "preview" in outputs:
+            ctx = session.context
+            controller.recorder = session.attach_sink(RecordingSink(Path(args.record_dir), ctx.size, ctx.fps))
             print(HELP, file=sys.stderr)
-        pipeline = LivePipeline(source, controller.process, sinks)
-        controller.attach(pipeline)
-        print(f"live: {source.name} {source.size[0]}x{source.size[1]} @ {fps:.1f} fps -> {', '.join(outputs)}; "
+        session.use(controller)
+        size, fps = session.context.size, session.context.fps
+        print(f"live: {args.camera} {size[0]}x{size[1]} @ {fps:.1f} fps -> {', '.join(outputs)}; "
               f"Ctrl-C to stop", file=sys.stderr, flush=True)
         try:
-            stats = pipeline.run(duration=args.duration)
+            stats = session.run(duration=args.duration)
         except KeyboardInterrupt:
-            pipeline.stop()
-            stats = pipeline.stats.summary()
-    finally:
-        for sink in sinks:
-            sink.close()
-        source.close()
+            stats = session.stats.summary()
+    stats["settings"] = stylizer.describe()
     print(json.dumps(stats, indent=2))
     if args.stats_json:
         write_stats(stats, args.stats_json)
@@ -285,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="preview (default), virtualcam, FILE.mp4, udp://HOST:PORT or srt://HOST:PORT; repeatable")
     cam.add_argument("--record-dir", default=".", help="where the preview's r (record) and s (still) keys write")
     cam.add_argument("--duration", type=float, help="stop after this many seconds")
+    cam.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     cam.add_argument("--stats-json", help="write capture/processed/sent fps, drops and latency here")
     cam.add_argument("--temporal", choices=["on", "off"], default="on")
     cam.add_argument("--temporal-strength", type=_strength, default=TEMPORAL_STRENGTH, metavar="S",

@@ -1,65 +1,31 @@
-"""What the live preview's keys change, and the recorder they switch on and off.
+"""The live settings and what the preview's keys (or any other front end) change.
 
 Keys: n / p next or previous style in the style folder, + / - strength, t style on/off,
 m smoothing on/off, o overlay on/off, s save a still, r start/stop recording, q or Esc quit.
+
+Changes are queued by whichever thread asks (the preview's GUI thread, a web request) and
+applied by the inference thread between two frames, so no frame is made half with the old
+settings and half with the new (the smoothing state is never reset inside ``blend``).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .images import save_image
-from .sinks import EncoderSink
+from .sinks import RecordingSink
 
 HELP = "keys: n/p style  +/- strength  t style on/off  m smoothing  o overlay  s still  r record  q quit"
 
 
-class RecordingSink:
-    """Always among the sinks; writes only while recording is on. Each start opens a new file,
-    each stop finalises it."""
-
-    name = "recording"
-
-    def __init__(self, folder: Path, size: tuple[int, int], fps: float):
-        self.folder, self.size, self.fps = folder, size, fps
-        self._lock = threading.Lock()
-        self._sink: EncoderSink | None = None
-        self.files: list[Path] = []
-
-    @property
-    def active(self) -> bool:
-        return self._sink is not None
-
-    def toggle(self) -> Path | None:
-        with self._lock:
-            if self._sink is not None:
-                self._sink.close()
-                self._sink = None
-                return None
-            self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / time.strftime("recording-%Y%m%d-%H%M%S.mp4")
-            self._sink = EncoderSink(str(path), self.size, self.fps)
-            self.files.append(path)
-            return path
-
-    def send(self, rgb: np.ndarray, capture_time: float) -> None:
-        with self._lock:
-            if self._sink is not None:
-                self._sink.send(rgb, capture_time)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._sink is not None:
-                self._sink.close()
-                self._sink = None
-
-
 class LiveController:
-    """Owns the live settings; ``process`` is the pipeline's per-frame function."""
+    """Owns the live settings; ``process`` is the inference thread's per-frame function."""
 
     def __init__(self, stylizer, styles: list[Path], recorder: RecordingSink | None = None,
                  still_dir: Path = Path(".")):
@@ -75,12 +41,26 @@ class LiveController:
         self.last_output: np.ndarray | None = None
         self.stills: list[Path] = []
         self._switching: threading.Thread | None = None
+        self._pending: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
 
-    def attach(self, pipeline) -> None:
-        self.stop_event = pipeline.stop_event
-        self.stats = pipeline.stats
+    def attach(self, session) -> None:
+        self.stop_event = session.stop_event
+        self.stats = session.stats
+
+    def submit(self, change: Callable[[], None]) -> None:
+        """Queue a change of settings; the inference thread applies it before its next frame."""
+        self._pending.put(change)
+
+    def apply_pending(self) -> None:
+        while True:
+            try:
+                change = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            change()
 
     def process(self, rgb: np.ndarray) -> np.ndarray:
+        self.apply_pending()
         out = self.stylizer.stylize(rgb) if self.style_on else rgb
         self.last_output = out
         return out
@@ -104,11 +84,16 @@ class LiveController:
         self._switching.start()
 
     def handle_key(self, key: int) -> None:
+        """Quit at once; anything else is applied between frames."""
         ch = chr(key) if 0 <= key < 256 else ""
         if ch in ("q", "\x1b"):
             if self.stop_event is not None:
                 self.stop_event.set()
-        elif ch == "n":
+        else:
+            self.submit(lambda: self.apply_key(ch))
+
+    def apply_key(self, ch: str) -> None:
+        if ch == "n":
             self.switch_style(+1)
         elif ch == "p":
             self.switch_style(-1)

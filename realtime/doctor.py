@@ -11,7 +11,7 @@ def _line(label: str, value: str) -> str:
 
 
 def report(cache: str | None = None) -> str:
-    from ._av import import_av
+    from .media import import_av
 
     av = import_av()
     import numpy

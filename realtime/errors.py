@@ -49,3 +49,7 @@ class PipelineError(StylizeError, RuntimeError):
 
 class BackendUnavailableError(StylizeError, RuntimeError):
     """No inference backend asked for (or none at all, for 'auto') could start."""
+
+
+class CameraError(StylizeError, OSError):
+    """The camera is missing, busy, or stopped delivering frames."""

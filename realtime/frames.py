@@ -1,8 +1,11 @@
-"""The frame contract and every pixel-format conversion.
+"""The frame contract and the pixel-format conversions between arrays and tensors.
 
-Between threads a frame is a ``uint8`` (H, W, 3) **RGB** array plus its timestamp. Models
-take float (N, 3, H, W) RGB in [0, 1]. Only this module converts between the two, or
-between RGB and OpenCV's BGR.
+Between threads a frame is a ``Frame``: a ``uint8`` (H, W, 3) **RGB** array plus its
+timestamp. Models take float (N, 3, H, W) RGB in [0, 1]. This module converts between the
+two, and between RGB and OpenCV's BGR. The few conversions fused into inference for speed
+(uint8 HWC straight into a bf16 or ONNX graph, the pixel shuffle folded into the output
+copy) live in ``realtime.fuse``; RGB to yuv420p for the encoder lives in
+``realtime.media.video_frame``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ import torch
 
 @dataclass(frozen=True)
 class Frame:
-    """A uint8 (H, W, 3) RGB image with its presentation time in seconds and its index."""
+    """A uint8 (H, W, 3) RGB image with its time in seconds and its index.
+
+    ``time`` is on the source's clock: media time for a file, ``time.monotonic()`` at capture
+    for a camera. ``pts`` is the timestamp in the file stream's time base (None for cameras),
+    which a file job writes back unchanged.
+    """
 
     rgb: np.ndarray
     time: float
     index: int = 0
+    pts: int | None = None
 
 
 def check_rgb8(frame: np.ndarray, name: str = "frame") -> None:

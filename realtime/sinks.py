@@ -2,11 +2,17 @@
 MPEG-TS network stream (UDP, SRT).
 
 A sink is opened with the frame size and rate, takes uint8 RGB frames with their capture
-time, and is closed (finalised) exactly once. ``open_sink`` looks one up by its target.
+time, and is closed (finalised) exactly once; ``close`` is safe twice. Sinks are looked up by
+their target through a name registry (``register_sink``, ``open_sink``), as backends are.
+Files are written under a temporary name and appear under theirs when closed.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +20,9 @@ from typing import Protocol
 import numpy as np
 
 from .errors import OutputError
+from .outputs import OutputFile
+
+FILE_SUFFIXES = (".mp4", ".mkv", ".mov", ".ts")
 
 
 class Sink(Protocol):
@@ -33,22 +42,28 @@ class EncoderSink:
 
     TIME_BASE = Fraction(1, 90000)
 
-    def __init__(self, target: str, size: tuple[int, int], fps: float, bitrate: int = 4_000_000):
-        from ._av import import_av
+    def __init__(self, target: str, size: tuple[int, int], fps: float, bitrate: int = 4_000_000,
+                 inputs: tuple[Path, ...] = (), overwrite: bool = False):
+        from .media import import_av
 
         av = import_av()
 
         self.name = target
         self.network = "://" in target
+        self.file: OutputFile | None = None
         w, h = size
         try:
             if self.network:
                 self.container = av.open(target, "w", format="mpegts")
             else:
-                if not Path(target).parent.exists():
-                    raise OutputError(f"output folder {Path(target).parent} does not exist")
-                self.container = av.open(target, "w")
+                self.file = OutputFile(target, inputs=inputs, overwrite=overwrite).__enter__()
+                self.container = av.open(str(self.file.temp), "w")
+        except av.error.ProtocolNotFoundError as e:
+            raise OutputError(f"this FFmpeg build cannot send to {target.split(':')[0]}:// ; "
+                              f"use udp://HOST:PORT or a file") from e
         except av.error.FFmpegError as e:
+            if self.file is not None:
+                self.file.__exit__(None, None, None)
             raise OutputError(f"cannot open output {target}: {e}") from e
         self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         self.stream.width, self.stream.height = w - w % 2, h - h % 2
@@ -64,7 +79,7 @@ class EncoderSink:
         self._closed = False
 
     def send(self, rgb: np.ndarray, capture_time: float) -> None:
-        from ._av import import_av, video_frame
+        from .media import import_av, video_frame
 
         av = import_av()
 
@@ -79,6 +94,7 @@ class EncoderSink:
         self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:
+        """Finalise; a file with at least one frame is then renamed into place."""
         if self._closed:
             return
         self._closed = True
@@ -87,6 +103,16 @@ class EncoderSink:
                 self.container.mux(self.stream.encode(None))
         finally:
             self.container.close()
+            if self.file is not None:
+                try:
+                    if self._t0 is not None:
+                        self.file.commit()
+                finally:
+                    self.file.__exit__(None, None, None)
+
+    @property
+    def frames(self) -> int:
+        return self._last_pts + 1 if self._t0 is not None else 0
 
     def __enter__(self) -> EncoderSink:
         return self
@@ -211,12 +237,86 @@ class VirtualCamSink:
             self.cam.close()
 
 
-def open_sink(target: str, size: tuple[int, int], fps: float, on_key=None, overlay=None) -> Sink:
-    """'preview', 'virtualcam', 'udp://HOST:PORT', 'srt://...', or a file ending in .mp4/.mkv/.mov/.ts."""
-    if target == "preview":
-        return PreviewSink(on_key=on_key, overlay=overlay, size=size)
-    if target == "virtualcam":
-        return VirtualCamSink(size, fps)
-    if target.startswith(("udp://", "srt://")) or Path(target).suffix.lower() in (".mp4", ".mkv", ".mov", ".ts"):
-        return EncoderSink(target, size, fps)
-    raise OutputError(f"unknown output '{target}': use preview, virtualcam, FILE.mp4, udp://HOST:PORT or srt://HOST:PORT")
+class RecordingSink:
+    """Always among the sinks of a session with a preview; writes only while recording is on.
+    Each start opens a new file in ``folder``, each stop finalises it."""
+
+    name = "recording"
+
+    def __init__(self, folder: Path, size: tuple[int, int], fps: float):
+        self.folder, self.size, self.fps = folder, size, fps
+        self._lock = threading.Lock()
+        self._sink: EncoderSink | None = None
+        self.files: list[Path] = []
+
+    @property
+    def active(self) -> bool:
+        return self._sink is not None
+
+    def toggle(self) -> Path | None:
+        with self._lock:
+            if self._sink is not None:
+                self._sink.close()
+                self._sink = None
+                return None
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / time.strftime(f"recording-%Y%m%d-%H%M%S-{len(self.files)}.mp4")
+            self._sink = EncoderSink(str(path), self.size, self.fps)
+            self.files.append(path)
+            return path
+
+    def send(self, rgb: np.ndarray, capture_time: float) -> None:
+        with self._lock:
+            if self._sink is not None:
+                self._sink.send(rgb, capture_time)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sink is not None:
+                self._sink.close()
+                self._sink = None
+
+
+@dataclass
+class SinkContext:
+    """What a sink may need besides its target."""
+
+    size: tuple[int, int]
+    fps: float
+    on_key: Callable[[int], None] | None = None
+    overlay: Callable[[], str | None] | None = None
+    inputs: tuple[Path, ...] = ()  # files an output must never be (the source, the styles)
+    overwrite: bool = False
+    options: dict = field(default_factory=dict)
+
+
+SinkFactory = Callable[[str, SinkContext], Sink]
+_SINKS: dict[str, tuple[Callable[[str], bool], SinkFactory]] = {}
+
+
+def register_sink(name: str, matches: Callable[[str], bool], factory: SinkFactory) -> None:
+    """Make ``factory(target, context)`` the sink for every target ``matches`` accepts."""
+    _SINKS[name] = (matches, factory)
+
+
+def sink_kind(target: str) -> str:
+    for name, (matches, _) in _SINKS.items():
+        if matches(target):
+            return name
+    raise OutputError(f"unknown output '{target}': use preview, virtualcam, FILE.mp4 (.mkv, .mov, .ts), "
+                      f"udp://HOST:PORT or srt://HOST:PORT")
+
+
+def open_sink(target: str, context: SinkContext) -> Sink:
+    """The registered sink for ``target``: 'preview', 'virtualcam', 'udp://HOST:PORT',
+    'srt://...', or a file ending in .mp4/.mkv/.mov/.ts."""
+    return _SINKS[sink_kind(target)][1](target, context)
+
+
+register_sink("preview", lambda t: t == "preview",
+              lambda t, c: PreviewSink(on_key=c.on_key, overlay=c.overlay, size=c.size))
+register_sink("virtualcam", lambda t: t == "virtualcam", lambda t, c: VirtualCamSink(c.size, c.fps))
+register_sink("stream", lambda t: t.startswith(("udp://", "srt://")),
+              lambda t, c: EncoderSink(t, c.size, c.fps, **c.options))
+register_sink("file", lambda t: "://" not in t and Path(t).suffix.lower() in FILE_SUFFIXES,
+              lambda t, c: EncoderSink(t, c.size, c.fps, inputs=c.inputs, overwrite=c.overwrite))

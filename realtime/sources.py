@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-from .errors import InputNotFoundError, StylizeError
+from .errors import BadVideoError, CameraError
 from .frames import Frame, bgr_to_rgb
-
-
-class CameraError(StylizeError, OSError):
-    """The camera is missing, busy, or stopped delivering frames."""
 
 
 def list_cameras(max_index: int = 6) -> list[int]:
@@ -79,46 +74,42 @@ class CameraSource:
 
 
 class FileSource:
-    """A video file (or stream URL) as a live source: frames are released at the file's own
-    pace (``paced``), and ``loop`` starts again at the end."""
+    """A video file (or stream URL) as a live source: upright frames (rotation applied, as in
+    file jobs) released at the file's own pace (``paced``); ``loop`` starts again at the end."""
 
     def __init__(self, path: str, loop: bool = False, paced: bool = True):
-        from .video import open_input
+        from .media import MediaInput
 
         self.path = path
-        is_url = "://" in path
-        if not is_url and not Path(path).exists():
-            raise InputNotFoundError(f"video not found: {path}")
-        self._open = (lambda: open_input(Path(path))) if not is_url else (lambda: _open_url(path))
-        probe = self._open()
-        stream = probe.streams.video[0]
-        self.fps = float(stream.average_rate or stream.guessed_rate or 30)
-        self.size = (stream.width, stream.height)
-        probe.close()
+        with MediaInput(path) as probe:  # one-line errors for a missing or unreadable file
+            self.fps = float(probe.rate)
+            first = next(probe.frames(), None)
+            if first is None:
+                raise BadVideoError(f"{path} has a video stream that decodes to no frames")
+            self.size = (first.rgb.shape[1], first.rgb.shape[0])  # upright, as the frames will be
         self.loop = loop
-        self.paced = paced and not is_url  # a network stream is paced by its sender
+        self.paced = paced and not probe.is_url  # a network stream is paced by its sender
         self.name = path
 
     def __iter__(self) -> Iterator[Frame]:
+        from .media import MediaInput
+
         index = 0
         start = time.monotonic()
         offset = 0.0  # media time of earlier loops
         while True:
-            container = self._open()
             last = 0.0
-            try:
-                for frame in container.decode(video=0):
-                    t = float(frame.time or 0.0) + offset
+            with MediaInput(self.path) as media:
+                for frame in media.frames():
+                    t = frame.time + offset
                     last = t
                     if self.paced:
                         wait = start + t - time.monotonic()
                         if wait > 0:
                             time.sleep(wait)
-                    yield Frame(frame.to_ndarray(format="rgb24"), time.monotonic(), index)
+                    yield Frame(frame.rgb, time.monotonic(), index)
                     index += 1
-            finally:
-                container.close()
-            if not self.loop:
+            if not self.loop or index == 0:
                 return
             offset = last + 1.0 / self.fps
 
@@ -130,17 +121,6 @@ class FileSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _open_url(url: str):
-    from ._av import import_av
-
-    av = import_av()
-
-    try:
-        return av.open(url, timeout=10)
-    except av.error.FFmpegError as e:
-        raise CameraError(f"could not open stream {url}: {e}") from e
 
 
 def open_source(spec: str, loop: bool = False, size: tuple[int, int] | None = None, fps: float | None = None):

@@ -65,6 +65,7 @@ class Stylizer:
         self.max_size = max_size
         self.style_size = style_size
         self._style_state: tuple[list[np.ndarray], list[float] | None, StatsByTap | None] = ([], None, None)
+        self.style_names: list[str] = []
         self.temporal = temporal
         self.smoother = TemporalSmoother(TemporalConfig(strength=temporal_strength))
 
@@ -83,8 +84,9 @@ class Stylizer:
         """Load and encode the style image(s) once; every later frame reuses the statistics."""
         if isinstance(styles, (str, os.PathLike, np.ndarray)):
             styles = [styles]
-        images = []
+        images, names = [], []
         for s in styles:
+            names.append("<array>" if isinstance(s, np.ndarray) else Path(s).name)
             if isinstance(s, np.ndarray):
                 check_rgb8(s, "style")
                 images.append(resize_long_side(s, self.style_size) if max(s.shape[:2]) > self.style_size else s)
@@ -96,6 +98,13 @@ class Stylizer:
         stats = None if self.preserve_color == "match" else self._encode_styles(None, images, weights)
         # one assignment: a stylize() running on another thread sees the old style or the new one
         self._style_state = (images, weights, stats)
+        self.style_names = names
+
+    def describe(self) -> dict:
+        """What makes the pictures: model, backend, style(s) and settings (for summaries)."""
+        return {"model": self.model.name, "backend": self.backend.name, "device": str(self.device),
+                "styles": list(self.style_names), "style_weights": self._weights, "alpha": self.alpha,
+                "preserve_color": self.preserve_color, "temporal": self.temporal}
 
     @property
     def _styles(self) -> list[np.ndarray]:

@@ -93,16 +93,13 @@ def read_frames(path: Path, max_frames: int | None, width: int | None) -> Iterat
     """Upright uint8 RGB frames of a clip, optionally resized to ``width`` px wide."""
     import cv2
 
-    from .video import _rotation_k, open_input
+    from .media import MediaInput
 
-    with open_input(path) as container:
-        for i, frame in enumerate(container.decode(video=0)):
+    with MediaInput(path) as media:
+        for i, frame in enumerate(media.frames()):
             if max_frames is not None and i >= max_frames:
                 break
-            rgb = frame.to_ndarray(format="rgb24")
-            k = _rotation_k(frame)
-            if k:
-                rgb = np.ascontiguousarray(np.rot90(rgb, k))
+            rgb = frame.rgb
             if width and rgb.shape[1] != width:
                 rgb = cv2.resize(rgb, (width, round(rgb.shape[0] * width / rgb.shape[1])), interpolation=cv2.INTER_AREA)
             yield rgb

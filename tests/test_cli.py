@@ -128,13 +128,13 @@ def test_unwritable_output_folder(tmp_path, monkeypatch):
     import os
 
     from realtime.errors import OutputError
-    from realtime.video import check_output
+    from realtime.outputs import check_target
 
     src = make_clip(tmp_path / "in.mp4", frames=2, audio=False)
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode))
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode))
     with pytest.raises(OutputError, match="not writable"):
-        check_output(src, tmp_path / "o.mp4", overwrite=False)
+        check_target(tmp_path / "o.mp4", [src], overwrite=False)
 
 
 def test_cli_temporal_strength_default_is_the_librarys():

@@ -9,9 +9,10 @@ import pytest
 
 from conftest import make_clip, probe
 from realtime.frames import Frame
-from realtime.live import LivePipeline, put_latest
-from realtime.sinks import EncoderSink, open_sink
-from realtime.sources import CameraError, FileSource, open_source
+from realtime.live import LiveSession, put_latest
+from realtime.sinks import EncoderSink, SinkContext, open_sink
+from realtime.errors import CameraError
+from realtime.sources import FileSource, open_source
 
 
 def test_put_latest_replaces():
@@ -46,7 +47,7 @@ def test_paced_file_to_recording(tmp_path, tiny_model, style_image):
     out = tmp_path / "rec.mp4"
     source = FileSource(str(clip))
     with EncoderSink(str(out), source.size, source.fps) as sink:
-        stats = LivePipeline(source, s.stylize, [sink]).run()
+        stats = LiveSession(source, (), sinks=[sink], process=s.stylize).run()
     assert stats["processed_fps"] > 0 and stats["sent_fps"][str(out)] > 0
     info = probe(out)
     assert info["frames"] == stats["sent_frames"][str(out)] > 0
@@ -77,7 +78,7 @@ def test_slow_model_drops_stale_frames_and_latency_stays_bounded():
             pass
 
     sink = Collect()
-    stats = LivePipeline(source(), slow, [sink]).run()
+    stats = LiveSession(source(), (), sinks=[sink], process=slow).run()
     assert stats["dropped_frames"] > frames_made // 3  # stale frames were skipped...
     assert stats["latency_ms_p95"] < 150  # ...so latency stays near one model step, not growing
     assert sink.seen == sorted(sink.seen)  # order kept
@@ -106,7 +107,7 @@ def test_udp_stream_is_received(tmp_path):
     listener = threading.Thread(target=receive, daemon=True)
     listener.start()
     time.sleep(0.5)
-    sink = open_sink(url, (96, 64), 25)
+    sink = open_sink(url, SinkContext((96, 64), 25))
     t0 = time.monotonic()
     for i in range(75):
         rgb = np.full((64, 96, 3), (i * 3) % 256, np.uint8)

@@ -12,7 +12,7 @@ import pytest
 from conftest import pattern
 from realtime.errors import OutputError
 from realtime.frames import Frame
-from realtime.live import LivePipeline
+from realtime.live import LiveSession
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_preview_window_shows_the_stylised_frame(xvfb, default_model, style_imag
     s = Stylizer(default_model, device="cpu")
     s.set_style(style_image)
     expected = s.stylize(pattern(120, 160, 0))
-    pipeline = LivePipeline(_source(1000), s.stylize, [PreviewSink()])
+    pipeline = LiveSession(_source(1000), (), sinks=[PreviewSink()], process=s.stylize)
     found = {"score": 0.0, "raw": 0.0, "shots": 0}
 
     def watch():
@@ -114,7 +114,7 @@ def test_virtual_camera_through_the_backend_contract(monkeypatch):
     monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "test-fake", FakeCam)  # removed after the test
     FakeCam.frames = []
     sink = VirtualCamSink((160, 120), 30, backend="test-fake")
-    stats = LivePipeline(_source(10), lambda rgb: 255 - rgb, [sink]).run()
+    stats = LiveSession(_source(10), (), sinks=[sink], process=lambda rgb: 255 - rgb).run()
     sink.close()
     assert sink.name == "virtualcam fake-cam-0"
     assert len(FakeCam.frames) == stats["sent_frames"][sink.name] > 0
@@ -135,7 +135,8 @@ def test_no_virtual_camera_device_is_a_clear_error():
 def test_keys_change_the_live_settings(tmp_path, tiny_model, style_image):
     from PIL import Image
 
-    from realtime.controls import LiveController, RecordingSink
+    from realtime.controls import LiveController
+    from realtime.sinks import RecordingSink
     from realtime.stylizer import Stylizer
 
     second = tmp_path / "b.png"
@@ -146,21 +147,28 @@ def test_keys_change_the_live_settings(tmp_path, tiny_model, style_image):
     recorder = RecordingSink(tmp_path, (160, 120), 30)
     c = LiveController(s, [style_image, second], recorder, still_dir=tmp_path)
     frame = pattern(120, 160, 0)
-    c.handle_key(ord("n"))
+
+    def press(key):  # as the preview does: queued, then applied by the inference thread
+        c.handle_key(key)
+        c.apply_pending()
+
+    c.handle_key(ord("-"))
+    assert s.alpha == 1.0  # not applied until the inference thread takes the next frame
+    c.process(frame)
+    assert s.alpha == pytest.approx(0.9)
+    press(ord("n"))
     c._switching.join(timeout=30)
     assert s._stats is not before and c.index == 1
-    c.handle_key(ord("-"))
-    assert s.alpha == pytest.approx(0.9)
-    c.handle_key(ord("t"))
+    press(ord("t"))
     assert np.array_equal(c.process(frame), frame)  # style off shows the camera
-    c.handle_key(ord("t"))
+    press(ord("t"))
     c.process(frame)
-    c.handle_key(ord("s"))
+    press(ord("s"))
     assert c.stills and c.stills[0].exists()
-    c.handle_key(ord("r"))
+    press(ord("r"))
     for i in range(5):
         recorder.send(frame, 100 + i / 30)
-    c.handle_key(ord("r"))  # stop: the file is finalised
+    press(ord("r"))  # stop: the file is finalised
     from conftest import probe
 
     assert probe(recorder.files[0])["frames"] == 5

@@ -8,7 +8,13 @@ import pytest
 from conftest import make_clip, pattern, probe
 from realtime.errors import BadVideoError, InputNotFoundError, OutputError
 from realtime.stylizer import Stylizer
-from realtime.video import stylize_video
+from realtime.jobs import VideoJob
+
+
+def stylize_video(src, out=None, *, process, overwrite=False, progress=True):
+    """One VideoJob with a frame function, as the CLI and the API run it."""
+    with VideoJob(src, out, overwrite=overwrite, progress=progress) as job:
+        return job.run(process)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adain import adain_affine, calc_mean_std
+from .fuse import drop_pixel_shuffle, fold_input_scale, fold_skip_adain, unshuffle_hwc
 from .errors import BackendUnavailableError
 from .export import cached_export, decoder_inputs, encoder_outputs
 from .frames import check_rgb8, rgb8_to_tensor, tensor_to_rgb8
@@ -97,40 +98,24 @@ class TorchBf16Backend:
         if not cpu_has_native_bf16():
             raise BackendUnavailableError("this CPU has no native bfloat16 (AVX512-BF16 or AMX), where bf16 "
                                           "runs slower than fp32; use onnxruntime or torch")
-        from .nets import SkipDecoder
-
         m = copy.deepcopy(model).cpu().eval()  # a copy: the caller's fp32 model still encodes styles
         for mod in m.modules():
             if isinstance(mod, nn.ReLU):
                 mod.inplace = True
+        self._scaled_input = fold_input_scale(m.encoder)  # 0..255 is exact in bf16
         first = m.encoder.layers[0]
-        self._scaled_input = isinstance(first, nn.Conv2d)
-        if self._scaled_input:  # conv(x / 255) == conv with weights / 255, and 0..255 is exact in bf16
-            first.weight.data.div_(255.0)
         self._frame_border = None
         if self._scaled_input and first.padding_mode in _CV_BORDERS:
             # pad the uint8 frame (3 channels, one OpenCV call) instead of the bf16 tensor
             self._frame_border = (first.padding[0], _CV_BORDERS[first.padding_mode])
             first.padding, first.padding_mode = (0, 0), "zeros"
-        dec = m.decoder
-        layers = list(dec.layers if isinstance(dec, SkipDecoder) else dec)
-        self.shuffle = layers[-1].upscale_factor if isinstance(layers[-1], nn.PixelShuffle) else 0
-        if self.shuffle:  # channel c*r*r + k of the last conv -> k*C + c: its memory is then (h, w, i, j, c)
-            layers.pop()
-            last, r2 = layers[-1], self.shuffle ** 2
-            c = last.out_channels // r2
-            order = torch.tensor([ch * r2 + k for k in range(r2) for ch in range(c)])
-            last.weight.data = last.weight.data[order]
-            last.bias.data = last.bias.data[order]
-        self.skips = {}
-        if isinstance(dec, SkipDecoder):  # fp32 masters: the folded weights are made per frame
-            self.skips = {tap: (conv.weight.detach().clone(), conv.bias.detach().clone())
-                          for tap, conv in dec.skips.items()}
-            self.inject, self.deepest = dec.inject, dec.deepest
-        else:
-            self.inject, self.deepest = {}, m.taps[-1]
+        self.shuffle = drop_pixel_shuffle(m.decoder)
+        # fp32 masters of the skip projections: the folded weights are made per frame
+        self.skips = {tap: (conv.weight.detach().clone(), conv.bias.detach().clone())
+                      for tap, conv in m.decoder.skips.items()}
         self.model = m.to(torch.bfloat16).to(memory_format=torch.channels_last)
-        self.layers = layers
+        self.decoder = m.decoder
+        self.deepest = m.decoder.deepest
         self.taps = m.taps
         self.name = "torch-cpu-bf16"
 
@@ -152,26 +137,18 @@ class TorchBf16Backend:
     def decode(self, feats: Feats, content: StatsByTap, style: StatsByTap, alpha: float) -> np.ndarray:
         scale, shift = adain_affine(content[self.deepest], style[self.deepest], alpha)
         x = torch.addcmul(shift.to(torch.bfloat16), feats[self.deepest], scale.to(torch.bfloat16))
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            tap = self.inject.get(i)
-            if tap is not None:
-                x = x.add_(self._skip(tap, feats[tap], *adain_affine(content[tap], style[tap], alpha)))
-        return self._rgb8(x)
 
-    def _skip(self, tap: str, f: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        w, b = self.skips[tap]  # W (f * scale + shift) + b == (W * scale) f + (W shift + b)
-        folded_w = w * scale.reshape(1, -1, 1, 1)
-        folded_b = b + (w[:, :, 0, 0] @ shift.reshape(-1, 1)).reshape(-1)
-        return F.conv2d(f, folded_w.to(torch.bfloat16), folded_b.to(torch.bfloat16))
+        def skip(tap: str) -> torch.Tensor:
+            w, b = fold_skip_adain(*self.skips[tap], *adain_affine(content[tap], style[tap], alpha))
+            return F.conv2d(feats[tap], w.to(torch.bfloat16), b.to(torch.bfloat16))
+
+        return self._rgb8(self.decoder.run(x, skip))
 
     def _rgb8(self, x: torch.Tensor) -> np.ndarray:
-        y = x.float().clamp_(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8)[0].permute(1, 2, 0)  # (h, w, C)
-        h, w, channels = y.shape
-        r = max(self.shuffle, 1)
-        if self.shuffle:  # (h, w, i, j * 3 + c) -> (h, i, w, j * 3 + c), i.e. (h * r, w * r, 3)
-            y = y.reshape(h, w, r, channels // r).permute(0, 2, 1, 3)
-        return y.contiguous().reshape(h * r, w * r, 3).numpy()
+        y = x.float().clamp_(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1)  # (1, h, w, C)
+        if self.shuffle:
+            y = unshuffle_hwc(y, self.shuffle)
+        return y[0].contiguous().numpy()
 
 
 class OrtBackend:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .adain import calc_mean_std
+from .fuse import drop_pixel_shuffle, fold_input_scale, unshuffle_hwc
 from .model import StyleModel
 
 OPSET = 17
@@ -47,10 +48,7 @@ class _EncoderGraph(nn.Module):
     def __init__(self, model: StyleModel):
         super().__init__()
         self.model = copy.deepcopy(model)
-        first = self.model.encoder.layers[0]
-        self.scale_input = not isinstance(first, nn.Conv2d)
-        if not self.scale_input:  # conv(x / 255) == conv'(x) with the weights / 255 (any padding is linear)
-            first.weight.data /= 255.0
+        self.scale_input = not fold_input_scale(self.model.encoder)
 
     def forward(self, rgb8):
         x = rgb8.permute(0, 3, 1, 2).float()
@@ -64,26 +62,13 @@ class _DecoderGraph(nn.Module):
     def __init__(self, model: StyleModel):
         super().__init__()
         self.model = copy.deepcopy(model)
-        layers = getattr(self.model.decoder, "layers", self.model.decoder)
-        self.shuffle = layers[-1].upscale_factor if isinstance(layers[-1], nn.PixelShuffle) else 0
-        if self.shuffle:
-            # reorder the last conv's channels from PixelShuffle's (c, i, j) to (i, j, c), so the
-            # HWC output is one swap of axes with contiguous (j, c) blocks
-            r, conv = self.shuffle, layers[-2]
-            order = [c * r * r + i * r + j for i in range(r) for j in range(r) for c in range(3)]
-            conv.weight.data = conv.weight.data[order].clone()
-            conv.bias.data = conv.bias.data[order].clone()
-            layers[-1] = nn.Identity()
+        self.shuffle = drop_pixel_shuffle(self.model.decoder)
 
     def forward(self, *args):
         t = {tap: args[3 * i] * args[3 * i + 1] + args[3 * i + 2] for i, tap in enumerate(self.model.taps)}
-        y = self.model.decoder(t) if self.model.multi_level else self.model.decoder(t[self.model.taps[-1]])
-        _, _, h, w = y.shape
+        y = self.model.decoder(t)
         y = (y.permute(0, 2, 3, 1).clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
-        if self.shuffle:
-            r = self.shuffle
-            y = y.reshape(1, h, w, r, r, 3).permute(0, 1, 3, 2, 4, 5).reshape(1, h * r, w * r, 3)
-        return y
+        return unshuffle_hwc(y, self.shuffle) if self.shuffle else y
 
 
 def model_hash(model: StyleModel) -> str:

@@ -48,7 +48,7 @@ class StyleModel(nn.Module):
             t[k] = adain_with_stats(f, *style[k], content[k])
             if alpha < 1.0:
                 t[k] = blend_alpha(f, t[k], alpha)
-        return self.decoder(t) if self.multi_level else self.decoder(t[self.taps[-1]])
+        return self.decoder(t)
 
     def forward(self, content: torch.Tensor, style: StatsByTap, alpha: float = 1.0) -> torch.Tensor:
         feats = self.encode(content)
@@ -83,7 +83,7 @@ def load_adain_vgg19(encoder_path: Path, decoder_path: Path, name: str = "adain-
     vgg = nets.vgg_normalised()
     _strict(vgg, _torch_load(encoder_path), encoder_path)
     decoder = nets.adain_decoder()
-    _strict(decoder, _torch_load(decoder_path), decoder_path)
+    _strict(decoder.layers, _torch_load(decoder_path), decoder_path)
     return StyleModel(name, nets.vgg19_encoder(vgg), decoder).eval()
 
 
@@ -114,11 +114,19 @@ def load_student(path: Path, name: str | None = None) -> StyleModel:
     encoder = nets.student_encoder(cfg)
     decoder = nets.student_decoder(cfg)
     _strict(encoder.layers, {k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")}, path)
-    _strict(decoder, {k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}, path)
+    _strict(decoder, upgrade_decoder_state({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")}), path)
     return StyleModel(name or path.stem, encoder, decoder, cfg.taps).eval()
 
 
-def save_student(encoder: nets.Encoder, decoder: nn.Module, cfg: nets.StudentConfig, path: str | os.PathLike,
+def upgrade_decoder_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Files written before every decoder was a ``nets.Decoder`` keep a skip-less decoder's
+    layers at the top level ("0.weight"); today they live under "layers."."""
+    if any(k.startswith(("layers.", "skips.")) for k in state):
+        return state
+    return {f"layers.{k}": v for k, v in state.items()}
+
+
+def save_student(encoder: nets.Encoder, decoder: nets.Decoder, cfg: nets.StudentConfig, path: str | os.PathLike,
                  metadata: dict[str, str] | None = None) -> Path:
     """Write a student pair as one safetensors file that ``load_student`` reads back."""
     from safetensors.torch import save_file

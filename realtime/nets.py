@@ -14,6 +14,7 @@ that is roughly in [0, 1] (callers clamp). Models come from these factories only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -98,8 +99,12 @@ def vgg19_encoder(full: nn.Sequential) -> Encoder:
     return Encoder(nn.Sequential(*list(full.children())[:31]), VGG19_TAPS, stride=8)
 
 
-def adain_decoder() -> nn.Sequential:
-    """The 29-module decoder of ``decoder.pth`` (relu4_1, 512 channels -> RGB)."""
+def adain_decoder() -> Decoder:
+    """The 29-module decoder of ``decoder.pth`` (relu4_1, 512 channels -> RGB), as ``layers``."""
+    return Decoder(_adain_decoder_layers(), "relu4_1")
+
+
+def _adain_decoder_layers() -> nn.Sequential:
     return nn.Sequential(
         _pad(), nn.Conv2d(512, 256, (3, 3)), nn.ReLU(),
         nn.Upsample(scale_factor=2, mode="nearest"),
@@ -204,48 +209,52 @@ def student_encoder(cfg: StudentConfig) -> Encoder:
     return Encoder(nn.Sequential(*layers), taps, stride=cfg.stride)
 
 
-class SkipDecoder(nn.Module):
-    """The mirror decoder plus, after each upsampling, a 1x1 projection of a (stylised) skip.
+class Decoder(nn.Module):
+    """Features -> RGB: a Sequential of layers, plus (multi-level AdaIN) 1x1 projections of
+    shallower taps added after the layers that reach their resolution.
 
-    forward(feats): feats maps tap name -> (N, C, h, w); the deepest tap is required, the
-    skips of the config too. The projections start at zero, so a fresh SkipDecoder computes
-    exactly what its ``layers`` alone compute.
+    forward(feats): feats maps tap name -> (N, C, h, w); ``deepest`` is required, the skip taps
+    too. ``run`` is the same loop with the skip terms made by the caller (a backend that folds
+    AdaIN into the projections). Every decoder, ours and the published one, is this type.
     """
 
-    def __init__(self, cfg: StudentConfig, layers: nn.Sequential):
+    def __init__(self, layers: nn.Sequential, deepest: str, skips: dict[str, tuple[int, nn.Conv2d]] | None = None):
         super().__init__()
         self.layers = layers
-        self.deepest = TAPS[cfg.depth - 1]
-        enc = dict(zip(TAPS, cfg.channels()))
-        ups = [i for i, m in enumerate(layers) if isinstance(m, nn.Upsample)]
-        out_ch = [_last_conv(nn.Sequential(*list(layers)[:i])).out_channels for i in ups]
-        # the k-th upsampling reaches the resolution of relu{depth-1-k}_1
-        self.inject = {}
-        projections = {}
-        for k, (idx, ch) in enumerate(zip(ups, out_ch)):
-            tap = TAPS[cfg.depth - 2 - k]
-            if tap in cfg.skips:
-                conv = nn.Conv2d(enc[tap], ch, 1)
-                nn.init.zeros_(conv.weight)
-                nn.init.zeros_(conv.bias)
-                projections[tap] = conv
-                self.inject[idx] = tap
-        self.skips = nn.ModuleDict(projections)
+        self.deepest = deepest
+        self.inject = {idx: tap for tap, (idx, _) in (skips or {}).items()}
+        self.skips = nn.ModuleDict({tap: conv for tap, (_, conv) in (skips or {}).items()})
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = feats[self.deepest]
+        return self.run(feats[self.deepest], lambda tap: self.skips[tap](feats[tap]))
+
+    def run(self, x: torch.Tensor, skip: Callable[[str], torch.Tensor]) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
             x = layer(x)
             tap = self.inject.get(i)
             if tap is not None:
-                x = x + self.skips[tap](feats[tap])
+                x = x + skip(tap)
         return x
 
 
-def student_decoder(cfg: StudentConfig) -> nn.Module:
-    """Mirror of the encoder: features at relu{depth}_1 (and skips) -> RGB at the input size."""
+def student_decoder(cfg: StudentConfig) -> Decoder:
+    """Mirror of the encoder: features at relu{depth}_1 (and skips) -> RGB at the input size.
+
+    The skip projections start at zero, so a fresh decoder with skips computes exactly what
+    its layers alone compute.
+    """
     layers = _mirror_layers(cfg)
-    return SkipDecoder(cfg, layers) if cfg.skips else layers
+    enc = dict(zip(TAPS, cfg.channels()))
+    ups = [i for i, m in enumerate(layers) if isinstance(m, nn.Upsample)]
+    skips = {}
+    for k, idx in enumerate(ups):  # the k-th upsampling reaches the resolution of relu{depth-1-k}_1
+        tap = TAPS[cfg.depth - 2 - k]
+        if tap in cfg.skips:
+            conv = nn.Conv2d(enc[tap], _last_conv(nn.Sequential(*list(layers)[:idx])).out_channels, 1)
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            skips[tap] = (idx, conv)
+    return Decoder(layers, TAPS[cfg.depth - 1], skips)
 
 
 def _mirror_layers(cfg: StudentConfig) -> nn.Sequential:

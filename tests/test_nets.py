@@ -13,7 +13,7 @@ def _fake_published(tmp_path):
     torch.manual_seed(0)
     enc, dec = tmp_path / "vgg_normalised.pth", tmp_path / "decoder.pth"
     torch.save(nets.vgg_normalised().state_dict(), enc)
-    torch.save(nets.adain_decoder().state_dict(), dec)
+    torch.save(nets.adain_decoder().layers.state_dict(), dec)
     return enc, dec
 
 
@@ -21,7 +21,7 @@ def test_published_layouts_match_the_checkpoints_shape():
     vgg = nets.vgg_normalised()
     assert len(vgg) == 53
     assert tuple(vgg[0].weight.shape) == (3, 3, 1, 1)
-    dec = nets.adain_decoder()
+    dec = nets.adain_decoder().layers  # the published file's keys are these layers' keys
     assert len(dec) == 29
     assert [i for i, m in enumerate(dec) if isinstance(m, torch.nn.Conv2d)] == [1, 5, 8, 11, 14, 18, 21, 25, 28]
     assert [i for i, m in enumerate(dec) if isinstance(m, torch.nn.Upsample)] == [3, 16, 23]
@@ -117,9 +117,9 @@ def test_fresh_skip_decoder_equals_its_main_path():
     cfg = nets.StudentConfig(skips=("relu1_1", "relu2_1", "relu3_1"))
     enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
     plain = nets.student_decoder(nets.StudentConfig())
-    dec.layers.load_state_dict(plain.state_dict())
+    dec.layers.load_state_dict(plain.layers.state_dict())
     feats = enc.features(torch.rand(1, 3, 64, 96), cfg.taps)
-    assert torch.allclose(dec(feats), plain(feats["relu4_1"]))
+    assert torch.allclose(dec(feats), plain(feats))
     with pytest.raises(ValueError, match="skips"):
         nets.StudentConfig(depth=3, skips=("relu3_1",))
 

@@ -17,7 +17,7 @@ from realtime.registry import WeightFile, resolve_file
 def _checkpoint_bytes() -> bytes:
     buf = io.BytesIO()
     torch.manual_seed(0)
-    torch.save(nets.adain_decoder().state_dict(), buf)
+    torch.save(nets.adain_decoder().layers.state_dict(), buf)
     return buf.getvalue()
 
 
@@ -61,7 +61,7 @@ def test_good_download_is_verified_and_cached(server, tmp_path):
     assert path == tmp_path / "decoder.pth"
     assert path.read_bytes() == body
     state = torch.load(path, weights_only=True)
-    nets.adain_decoder().load_state_dict(state, strict=True)
+    nets.adain_decoder().layers.load_state_dict(state, strict=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.pth"]
     # a second resolve uses the cache (the URL could be dead now)
     assert resolve_file(_wf(f"{url}/gone/decoder.pth", body), cache=tmp_path) == path

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..adain import adain_with_stats, calc_mean_std
+from ..model import upgrade_decoder_state
 from ..nets import TAPS, StudentConfig, student_decoder, student_encoder, vgg16_teacher
 from .data import ImageBank, StyleImages, seed_everything
 
@@ -187,12 +188,12 @@ class Trainer:
             raise ValueError(f"{path} has a decoder with skips {dropped} that the student config "
                              f"{self.student_cfg.to_dict()} lacks; warm-start with the same student "
                              f"(leave --student out to inherit it)")
+        decoder = upgrade_decoder_state(decoder)
         if set(decoder) == set(self.decoder.state_dict()):  # same decoder: fine-tune all of it
             self.decoder.load_state_dict(decoder, strict=True)
-        else:
-            target = self.decoder.layers if hasattr(self.decoder, "layers") else self.decoder
-            target.load_state_dict({k.removeprefix("layers."): v for k, v in decoder.items()
-                                    if not k.startswith("skips.")}, strict=True)
+        else:  # new skips start at zero
+            self.decoder.layers.load_state_dict({k.removeprefix("layers."): v for k, v in decoder.items()
+                                                 if not k.startswith("skips.")}, strict=True)
         self.scales = state["scales"]
         self.step = self.cfg.distill_steps
         self._make_optimizer()
@@ -238,9 +239,7 @@ class Trainer:
             return self.distiller(c, stats).clamp(0.0, 1.0)
 
     def _decode(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.student_cfg.skips:
-            return self.decoder(feats)
-        return self.decoder(feats[self.taps[-1]])
+        return self.decoder(feats)
 
     # --- losses -------------------------------------------------------------------------
     def _teacher_ctx(self):

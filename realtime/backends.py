@@ -172,7 +172,7 @@ class OrtBackend:
         if precision == "int8":
             if provider != "CPUExecutionProvider":
                 raise BackendUnavailableError("int8 graphs are for the CPU; on a GPU use onnxruntime or torch (fp16)")
-            from .quantize import find_int8
+            from .int8 import find_int8
 
             paths = find_int8(model, cache)
         elif precision == "fp32":

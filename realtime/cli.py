@@ -154,7 +154,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import SIZES, run_bench, write_json
+    from .tools.bench import SIZES, run_bench, write_json
 
     unknown = [s for s in args.sizes if s not in SIZES]
     if unknown:
@@ -246,14 +246,11 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import runpy
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / ("evaluate_temporal.py" if args.kind == "temporal"
-                                                                  else "evaluate.py")
-    if not script.exists():
-        raise SystemExit(f"stylize eval needs a source checkout (scripts/{script.name} not found)")
-    sys.argv = [str(script), *args.rest]
-    runpy.run_path(str(script), run_name="__main__")
+    if args.kind == "temporal":
+        from .tools.temporal_eval import main as run
+    else:
+        from .tools.evaluate import main as run
+    run(args.rest)
     return 0
 
 
@@ -301,9 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", default="default")
     export.add_argument("-o", "--output", help="folder (default: the weights cache, keyed by the weights' hash)")
     export.add_argument("--cache-dir")
-    ev = sub.add_parser("eval", help="quality or temporal evaluation (source checkout): stylize eval quality|temporal ARGS")
-    ev.add_argument("kind", choices=["quality", "temporal"])
-    ev.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of scripts/evaluate.py or evaluate_temporal.py")
+    ev = sub.add_parser("eval", help="quality or temporal evaluation against the VGG-16 teacher and the shared data: "
+                                     "stylize eval quality|temporal --help", add_help=False)
+    ev.add_argument("kind", choices=["quality", "temporal"], metavar="quality|temporal")
+    ev.add_argument("rest", nargs=argparse.REMAINDER, help="the evaluation's own arguments (see its --help)")
     doctor = sub.add_parser("doctor", help="devices, backends, codecs and bundled models")
     doctor.add_argument("--cache-dir")
     return parser

@@ -130,11 +130,12 @@ def test_no_cuda_messages(tiny_model, tmp_path):
 def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path):
     import shutil
 
-    from realtime.quantize import int8_dirs, quantize_int8
+    from realtime.int8 import int8_dirs
+    from realtime.tools.quantize import quantize_int8
     from realtime.stylizer import Stylizer
 
     cpu = torch.device("cpu")
-    with pytest.raises(BackendUnavailableError, match="no int8 graphs for model tiny.*scripts/quantize.py"):
+    with pytest.raises(BackendUnavailableError, match="no int8 graphs for model tiny.*realtime.tools.quantize"):
         create_backend("onnxruntime-int8", tiny_model, cpu, cache=tmp_path)
     content = real_image()
     contents = [content, content[:, ::-1].copy(), content[::-1].copy()]
@@ -162,7 +163,7 @@ def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path
         create_backend("onnxruntime-int8", other, cpu, cache=tmp_path)
 
     import onnx  # graphs of an older layout (other inputs) are refused too, with the fix named
-    from realtime.quantize import VERSION_KEY
+    from realtime.int8 import VERSION_KEY
 
     for part in ("encoder", "decoder"):
         path = int8_dirs(tiny_model, tmp_path)[1] / f"{part}.onnx"

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import make_clip, probe
@@ -144,3 +145,59 @@ def test_cli_temporal_strength_default_is_the_librarys():
     assert cli.TEMPORAL_STRENGTH == DEFAULT_STRENGTH == TemporalConfig().strength
     for command in (["video", "in.mp4", "--style", "s.jpg"], ["webcam", "--style", "s.jpg"]):
         assert cli.build_parser().parse_args(command).temporal_strength == DEFAULT_STRENGTH
+
+
+@pytest.mark.slow
+def test_tools_work_from_an_installed_copy(tmp_path, style_image):
+    """`stylize bench` and `stylize eval` from a non-editable install, run outside the checkout:
+    nothing may reach for scripts/ or a source tree."""
+    import os
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from realtime import nets
+
+    site = tmp_path / "site"
+    repo = Path(__file__).resolve().parents[1]
+    build = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(repo)],
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-2000:]
+    assert (site / "realtime" / "tools" / "evaluate.py").exists() and not (site / "scripts").exists()
+    data = tmp_path / "data"
+    for folder, seed in (("content/eval", 1), ("style/eval", 2)):
+        (data / folder).mkdir(parents=True)
+        for i in range(2):
+            rng = np.random.default_rng(seed * 10 + i)
+            Image.fromarray((rng.random((96, 128, 3)) * 255).astype(np.uint8)).save(data / folder / f"p{i}.png")
+    (data / "video").mkdir()
+    make_clip(data / "video" / "clip.mp4", frames=6, size=(64, 48), audio=False)
+    teacher = tmp_path / "vgg16.safetensors"
+    state = {}
+    for spec in nets.VGG16_BLOCKS:
+        if spec != "pool":
+            name, cin, cout = spec
+            state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3) * (2 / (9 * cin)) ** 0.5
+            state[f"{name}.bias"] = torch.zeros(cout)
+    save_file(state, str(teacher))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def installed(*args):
+        proc = subprocess.run([sys.executable, "-m", "realtime", *map(str, args)], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc
+
+    where = subprocess.run([sys.executable, "-c", "import realtime; print(realtime.__file__)"], capture_output=True,
+                           text=True, cwd=tmp_path, env=env)
+    assert where.stdout.strip().startswith(str(site))
+    installed("bench", "--style", style_image, "--sizes", "256x256", "--backend", "torch", "--no-peer",
+              "--json", tmp_path / "bench.json")
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert rows and all(r["ms"] > 0 for r in rows)
+    installed("eval", "quality", "--teacher", teacher, "--data", data, "--contents", "2", "--styles", "2",
+              "--size", "128", "--out", tmp_path / "q")
+    assert json.loads((tmp_path / "q" / "report.json").read_text())["methods"]["default"]["pairs"] == 4
+    installed("eval", "temporal", "--data", data, "--clips", "clip.mp4", "--styles", "1", "--frames", "4",
+              "--width", "64", "--out", tmp_path / "t")
+    assert (tmp_path / "t" / "report.json").exists()

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from realtime import nets
-from realtime.evaluate import content_distance, contact_sheet, luminance_ssim, pick, style_distance
-from realtime.temporal_eval import FlowField, ghosting, naive_blend, read_flo, sintel_error, warping_error
+from realtime.tools.evaluate import content_distance, contact_sheet, luminance_ssim, pick, style_distance
+from realtime.tools.temporal_eval import FlowField, ghosting, naive_blend, read_flo, sintel_error, warping_error
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def _img(seed, h=64, w=64):
 
 
 def test_distances_are_zero_on_identity_and_grow_with_change(teacher):
-    from realtime.evaluate import teacher_features
+    from realtime.tools.evaluate import teacher_features
 
     a, b = _img(0), _img(1)
     fa, fb = teacher_features(teacher, a), teacher_features(teacher, b)
@@ -101,7 +101,7 @@ def test_sintel_error_with_exact_flow():
 
 
 def test_border_measure_sees_a_painted_frame_and_not_a_photo():
-    from realtime.evaluate import border_measure
+    from realtime.tools.evaluate import border_measure
 
     from conftest import real_image
 

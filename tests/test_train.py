@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from realtime.model import load_student
 from realtime.nets import VGG16_BLOCKS
-from realtime.train.trainer import Trainer, TrainConfig, checkpoint_student
+from realtime.tools.train.trainer import Trainer, TrainConfig, checkpoint_student
 
 TINY = {"width": 0.125, "depth": 4, "fast_stem": True}
 

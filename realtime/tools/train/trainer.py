@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..adain import adain_with_stats, calc_mean_std
-from ..model import upgrade_decoder_state
-from ..nets import TAPS, StudentConfig, student_decoder, student_encoder, vgg16_teacher
+from ...adain import adain_with_stats, calc_mean_std
+from ...model import upgrade_decoder_state
+from ...nets import TAPS, StudentConfig, student_decoder, student_encoder, vgg16_teacher
 from .data import ImageBank, StyleImages, seed_everything
 
 log = logging.getLogger("realtime.train")
@@ -115,7 +115,7 @@ class Trainer:
             self.style_targets = self._whole_style_targets()
         self.distiller = None
         if cfg.distill_from:
-            from ..model import load_student
+            from ...model import load_student
 
             self.distiller = load_student(Path(cfg.distill_from)).requires_grad_(False)
         (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -170,7 +170,7 @@ class Trainer:
         (.safetensors, e.g. a shipped one) gives encoder and decoder only: the adapters are not used
         after distillation, and the teacher scales are measured afresh."""
         if path.suffix == ".safetensors":
-            from ..model import load_student
+            from ...model import load_student
 
             model = load_student(path)
             self.encoder.layers.load_state_dict(model.encoder.layers.state_dict(), strict=True)
@@ -345,7 +345,7 @@ class Trainer:
 
     def export(self, path: str | Path, extra: dict | None = None) -> Path:
         """Write encoder + decoder as one safetensors file with the config in its metadata."""
-        from ..model import save_student
+        from ...model import save_student
 
         meta = {"steps": str(self.step), **{k: str(v) for k, v in (extra or {}).items()}}
         return save_student(self.encoder, self.decoder, self.student_cfg, path, meta)
@@ -356,7 +356,7 @@ def checkpoint_student(path: str | Path) -> dict | None:
     in the ``config.json`` of its run folder; None if neither is there."""
     path = Path(path)
     if path.suffix == ".safetensors":  # an exported model: the config is in its metadata
-        from ..model import student_config
+        from ...model import student_config
 
         return student_config(path)
     state = torch.load(path, weights_only=True, map_location="cpu")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..images import IMAGE_SUFFIXES, load_image
+from ...images import IMAGE_SUFFIXES, load_image
 
 log = logging.getLogger(__name__)
 

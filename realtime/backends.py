@@ -160,7 +160,7 @@ class OrtBackend:
     """
 
     def __init__(self, model: StyleModel, provider: str = "CPUExecutionProvider", threads: int | None = None,
-                 spinning: bool = False, cache: str | os.PathLike | None = None, precision: str = "fp32"):
+                 spinning: bool = False, cache_dir: str | os.PathLike | None = None, precision: str = "fp32"):
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -174,9 +174,9 @@ class OrtBackend:
                 raise BackendUnavailableError("int8 graphs are for the CPU; on a GPU use onnxruntime or torch (fp16)")
             from .int8 import find_int8
 
-            paths = find_int8(model, cache)
+            paths = find_int8(model, cache_dir)
         elif precision == "fp32":
-            paths = cached_export(model, cache)
+            paths = cached_export(model, cache_dir)
         else:
             raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
         opts = ort.SessionOptions()
@@ -215,22 +215,19 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {
-    "torch": lambda model, device, cache=None, threads=None, spinning=None: TorchBackend(model, device),
-    "torch-bf16": lambda model, device, cache=None, threads=None, spinning=None: TorchBf16Backend(model, device),
+    "torch": lambda model, device, cache_dir=None, threads=None, spinning=None: TorchBackend(model, device),
+    "torch-bf16": lambda model, device, cache_dir=None, threads=None, spinning=None: TorchBf16Backend(model, device),
     "onnxruntime": lambda model, device, **kw: OrtBackend(
         model, "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider", **kw),
     "tensorrt": lambda model, device, **kw: OrtBackend(model, "TensorrtExecutionProvider", **kw),
     "onnxruntime-int8": lambda model, device, **kw: OrtBackend(
         model, "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider", precision="int8", **kw),
 }
-# CPU order, by measurement on two cores with lite. torch-bf16 first where the CPU has native
-# bf16 (it refuses to start elsewhere): 640x480 in 14-17 ms against ONNX Runtime fp32's 21-25 ms
-# (2026-11-25, AMD EPYC with AVX512-BF16), with the same frame-to-frame flicker as fp32 on the
-# temporal evaluation. Then fp32 ONNX Runtime (24.9 ms, 2026-11-24), then torch fp32 (43.6 ms).
-# The int8 graphs were faster (21.0 ms) and within 5% of fp32 on still images, but they flicker:
-# per-frame warping error on 30 frames of a hand-wave clip 0.0194 against fp32's 0.0096 (input
-# floor 0.0081), on a pan 0.0301 against 0.0204. Video is what this tool is for, so int8 is
-# opt-in (--backend onnxruntime-int8).
+# CPU order: fastest first among those that keep the picture. torch-bf16 runs where the CPU
+# multiplies bf16 in hardware (it refuses to start elsewhere), with fp32's flicker; then fp32
+# ONNX Runtime, then eager torch. The int8 graphs are fast but roughly double the frame-to-frame
+# flicker, and video is what this tool is for, so int8 is opt-in (--backend onnxruntime-int8).
+# The measurements behind this order are in the model cards.
 AUTO_ORDER = {"cpu": ["torch-bf16", "onnxruntime", "torch"], "cuda": ["tensorrt", "onnxruntime", "torch"]}
 
 

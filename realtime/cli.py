@@ -238,7 +238,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from .export import cached_export, export_onnx
     from .model import load_model
 
-    model = load_model(args.model, cache=args.cache_dir)
+    model = load_model(args.model, cache_dir=args.cache_dir)
     paths = export_onnx(model, args.output) if args.output else cached_export(model, args.cache_dir)
     for name, path in paths.items():
         print(f"{name}: {path} (onnx.checker passed)")

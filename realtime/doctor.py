@@ -10,14 +10,14 @@ def _line(label: str, value: str) -> str:
     return f"{label:<22}{value}"
 
 
-def report(cache: str | None = None) -> str:
+def report(cache_dir: str | None = None) -> str:
     from .media import import_av
 
     av = import_av()
     import numpy
     import torch
 
-    from .registry import cache_dir, default_model, file_status, models_dir, registry
+    from .registry import cache_root, default_model, file_status, models_dir, registry
 
     lines = [_line("python", platform.python_version()), _line("numpy", numpy.__version__),
              _line("torch", torch.__version__), _line("cpu threads", f"{torch.get_num_threads()} of {os.cpu_count()}")]
@@ -44,9 +44,9 @@ def report(cache: str | None = None) -> str:
         except Exception:  # noqa: BLE001 - a missing codec is what we report
             codecs.append(f"{name} MISSING")
     lines.append(_line("PyAV", f"{av.__version__} ({', '.join(codecs)})"))
-    lines.append(_line("weights cache", str(cache_dir(cache))))
+    lines.append(_line("weights cache", str(cache_root(cache_dir))))
     for name, spec in sorted(registry().items()):
-        states = ", ".join(file_status(wf, cache) for wf in spec.files)
+        states = ", ".join(file_status(wf, cache_dir) for wf in spec.files)
         if all((models_dir() / name / "int8" / f"{part}.onnx").exists() for part in ("encoder", "decoder")):
             states += "; int8 graphs bundled (--backend onnxruntime-int8)"
         mark = " (default)" if name == default_model() else ""

@@ -118,11 +118,11 @@ def export_onnx(model: StyleModel, out_dir: str | os.PathLike, opset: int = OPSE
     return paths
 
 
-def cached_export(model: StyleModel, cache: str | os.PathLike | None = None) -> dict[str, Path]:
+def cached_export(model: StyleModel, cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """Export once per (weights, opset); later calls reuse the files."""
-    from .registry import cache_dir
+    from .registry import cache_root
 
-    folder = cache_dir(cache) / "onnx" / f"{model_hash(model)[:16]}-op{OPSET}-g{GRAPH_VERSION}"
+    folder = cache_root(cache_dir) / "onnx" / f"{model_hash(model)[:16]}-op{OPSET}-g{GRAPH_VERSION}"
     paths = {"encoder": folder / "encoder.onnx", "decoder": folder / "decoder.onnx"}
     if all(p.exists() for p in paths.values()):
         return paths

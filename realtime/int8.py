@@ -25,21 +25,21 @@ VERSION_KEY = "realtime_style.graph_version"
 PARTS = ("encoder", "decoder")
 
 
-def int8_dirs(model: StyleModel, cache: str | os.PathLike | None = None, digest: str | None = None) -> list[Path]:
+def int8_dirs(model: StyleModel, cache_dir: str | os.PathLike | None = None, digest: str | None = None) -> list[Path]:
     """Where int8 graphs for this model may be: bundled with it, then the cache."""
-    from .registry import cache_dir, models_dir
+    from .registry import cache_root, models_dir
 
     digest = digest or model_hash(model)
-    return [models_dir() / model.name / "int8", cache_dir(cache) / "onnx" / f"{digest[:16]}-g{GRAPH_VERSION}-int8"]
+    return [models_dir() / model.name / "int8", cache_root(cache_dir) / "onnx" / f"{digest[:16]}-g{GRAPH_VERSION}-int8"]
 
 
-def find_int8(model: StyleModel, cache: str | os.PathLike | None = None) -> dict[str, Path]:
+def find_int8(model: StyleModel, cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """The int8 graphs made from exactly this model's weights, or BackendUnavailableError."""
     import onnx
 
     digest = model_hash(model)
     looked = []
-    for folder in int8_dirs(model, cache, digest):
+    for folder in int8_dirs(model, cache_dir, digest):
         paths = {p: folder / f"{p}.onnx" for p in PARTS}
         if not all(p.exists() for p in paths.values()):
             looked.append(f"{folder} (none)")

@@ -148,7 +148,7 @@ def build_from_spec(spec: ModelSpec, paths: dict[str, Path]) -> StyleModel:
     raise WeightsError(f"model {spec.name} has unknown architecture {spec.arch!r}")
 
 
-def load_model(model: str | os.PathLike = "default", cache: str | os.PathLike | None = None,
+def load_model(model: str | os.PathLike = "default", cache_dir: str | os.PathLike | None = None,
                allow_download: bool = True) -> StyleModel:
     """A registered name ("default", "lite", "adain-vgg19"), a .safetensors file of ours,
     or a folder holding vgg_normalised.pth and decoder.pth."""
@@ -165,5 +165,5 @@ def load_model(model: str | os.PathLike = "default", cache: str | os.PathLike | 
             return load_adain_vgg19(enc, dec, path.name)
         return load_student(path)
     spec = get_spec(text)
-    spec, paths = resolve(spec.name, cache, allow_download)
+    spec, paths = resolve(spec.name, cache_dir, allow_download)
     return build_from_spec(spec, paths)

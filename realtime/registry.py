@@ -97,9 +97,11 @@ def get_spec(name: str) -> ModelSpec:
     return specs[name]
 
 
-def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    if override:
-        return Path(override)
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where downloads and exported graphs are kept: cache_dir, $REALTIME_STYLE_CACHE, or the
+    platform's user cache folder."""
+    if cache_dir:
+        return Path(cache_dir)
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     from platformdirs import user_cache_dir
@@ -182,7 +184,7 @@ def _progress(name: str, done: int, total: int | None) -> None:
     sys.stderr.flush()
 
 
-def resolve_file(wf: WeightFile, cache: str | os.PathLike | None = None, allow_download: bool = True,
+def resolve_file(wf: WeightFile, cache_dir: str | os.PathLike | None = None, allow_download: bool = True,
                  progress: bool = True) -> Path:
     """A verified local path for wf: bundled, then cached, then downloaded."""
     if wf.bundled:
@@ -190,7 +192,7 @@ def resolve_file(wf: WeightFile, cache: str | os.PathLike | None = None, allow_d
         if path.exists():
             verify(path, wf)
             return path
-    path = cache_dir(cache) / wf.filename
+    path = cache_root(cache_dir) / wf.filename
     if path.exists():
         verify(path, wf)
         return path
@@ -199,18 +201,18 @@ def resolve_file(wf: WeightFile, cache: str | os.PathLike | None = None, allow_d
     return download(wf, path, progress=progress)
 
 
-def resolve(name: str, cache: str | os.PathLike | None = None, allow_download: bool = True,
+def resolve(name: str, cache_dir: str | os.PathLike | None = None, allow_download: bool = True,
             progress: bool = True) -> tuple[ModelSpec, dict[str, Path]]:
     spec = get_spec(name)
-    return spec, {wf.role: resolve_file(wf, cache, allow_download, progress) for wf in spec.files}
+    return spec, {wf.role: resolve_file(wf, cache_dir, allow_download, progress) for wf in spec.files}
 
 
-def file_status(wf: WeightFile, cache: str | os.PathLike | None = None) -> str:
+def file_status(wf: WeightFile, cache_dir: str | os.PathLike | None = None) -> str:
     """'bundled', 'cached', 'missing' or 'corrupt' (for `stylize models list/verify`)."""
     candidates = []
     if wf.bundled:
         candidates.append((models_dir() / wf.bundled, "bundled"))
-    candidates.append((cache_dir(cache) / wf.filename, "cached"))
+    candidates.append((cache_root(cache_dir) / wf.filename, "cached"))
     for path, label in candidates:
         if path.exists():
             try:

@@ -55,9 +55,9 @@ class Stylizer:
         from .backends import create_backend
 
         self.device = pick_device(device)
-        self.model = model if isinstance(model, StyleModel) else load_model(model, cache=cache_dir)
+        self.model = model if isinstance(model, StyleModel) else load_model(model, cache_dir=cache_dir)
         self.model.to(self.device).eval()
-        self.backend = create_backend(backend, self.model, self.device, cache=cache_dir, **(backend_options or {}))
+        self.backend = create_backend(backend, self.model, self.device, cache_dir=cache_dir, **(backend_options or {}))
         self.alpha = alpha
         if preserve_color not in (None, *PRESERVE_MODES):
             raise ValueError(f"preserve_color must be one of {PRESERVE_MODES} or None, got {preserve_color!r}")

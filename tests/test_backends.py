@@ -39,7 +39,7 @@ def test_onnx_matches_torch_on_a_real_image(name, tmp_path):
     style = torch.from_numpy(pattern(64, 64, 3)).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         stats = model.style_stats(style)
-    ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache=tmp_path)
+    ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache_dir=tmp_path)
 
     (ref_f, ref_s), (got_f, got_s) = ref_b.encode(img), ort_b.encode(img)
     assert ref_f.keys() == got_f.keys() == ref_s.keys() == got_s.keys() == set(model.taps)
@@ -66,7 +66,7 @@ def test_multi_level_model_matches_between_backends(tmp_path):
     frame = real_image(64, 96)
     spread_output(model, frame)
     stats = model.style_stats(torch.rand(1, 3, 48, 48))
-    ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache=tmp_path)
+    ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache_dir=tmp_path)
     f, own = ort_b.encode(frame)
     _assert_same_frames(ref_b.decode(ref_b.encode(frame)[0], own, stats, 0.7), ort_b.decode(f, own, stats, 0.7),
                         "skips")
@@ -89,18 +89,18 @@ def test_auto_order_on_cpu(tiny_model, tmp_path, monkeypatch):
 
     cpu = torch.device("cpu")
     if backends.cpu_has_native_bf16():  # bf16 convolutions in hardware: the fastest CPU backend
-        assert create_backend("auto", tiny_model, cpu, cache=tmp_path).name == "torch-cpu-bf16"
+        assert create_backend("auto", tiny_model, cpu, cache_dir=tmp_path).name == "torch-cpu-bf16"
     monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
-    assert create_backend("auto", tiny_model, cpu, cache=tmp_path).name == "onnxruntime-cpu"
+    assert create_backend("auto", tiny_model, cpu, cache_dir=tmp_path).name == "onnxruntime-cpu"
     assert create_backend("torch", tiny_model, cpu).name == "torch-cpu"
 
 
 def test_auto_keeps_int8_opt_in(default_model, tmp_path):
     # int8 flickers more from frame to frame (realtime.backends, AUTO_ORDER), so auto never picks it
-    name = create_backend("auto", default_model, torch.device("cpu"), cache=tmp_path).name
+    name = create_backend("auto", default_model, torch.device("cpu"), cache_dir=tmp_path).name
     assert name in ("torch-cpu-bf16", "onnxruntime-cpu")
     assert create_backend("onnxruntime-int8", default_model, torch.device("cpu"),
-                          cache=tmp_path).name == "onnxruntime-cpu-int8"
+                          cache_dir=tmp_path).name == "onnxruntime-cpu-int8"
 
 
 def test_missing_onnxruntime_falls_back_and_says_why(tiny_model, tmp_path, monkeypatch):
@@ -109,16 +109,16 @@ def test_missing_onnxruntime_falls_back_and_says_why(tiny_model, tmp_path, monke
     monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)  # so auto reaches onnxruntime
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(BackendUnavailableError, match=r"pip install 'realtime-style\[onnx\]'"):
-        create_backend("onnxruntime", tiny_model, torch.device("cpu"), cache=tmp_path)
-    assert create_backend("auto", tiny_model, torch.device("cpu"), cache=tmp_path).name == "torch-cpu"
+        create_backend("onnxruntime", tiny_model, torch.device("cpu"), cache_dir=tmp_path)
+    assert create_backend("auto", tiny_model, torch.device("cpu"), cache_dir=tmp_path).name == "torch-cpu"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_no_cuda_messages(tiny_model, tmp_path):
     with pytest.raises(BackendUnavailableError, match="CUDAExecutionProvider is not available"):
-        create_backend("onnxruntime", tiny_model, torch.device("cuda"), cache=tmp_path)
+        create_backend("onnxruntime", tiny_model, torch.device("cuda"), cache_dir=tmp_path)
     with pytest.raises(BackendUnavailableError, match="no backend could start.*tensorrt.*onnxruntime.*torch"):
-        create_backend("auto", tiny_model, torch.device("cuda"), cache=tmp_path)
+        create_backend("auto", tiny_model, torch.device("cuda"), cache_dir=tmp_path)
     from realtime.stylizer import pick_device
 
     with pytest.raises(ValueError, match="no CUDA"):
@@ -136,12 +136,12 @@ def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path
 
     cpu = torch.device("cpu")
     with pytest.raises(BackendUnavailableError, match="no int8 graphs for model tiny.*realtime.tools.quantize"):
-        create_backend("onnxruntime-int8", tiny_model, cpu, cache=tmp_path)
+        create_backend("onnxruntime-int8", tiny_model, cpu, cache_dir=tmp_path)
     content = real_image()
     contents = [content, content[:, ::-1].copy(), content[::-1].copy()]
     styles = [pattern(64, 64, t=7 * k) for k in range(3)]
     quantize_int8(tiny_model, contents, styles, int8_dirs(tiny_model, tmp_path)[1])
-    assert create_backend("onnxruntime-int8", tiny_model, cpu, cache=tmp_path).name == "onnxruntime-cpu-int8"
+    assert create_backend("onnxruntime-int8", tiny_model, cpu, cache_dir=tmp_path).name == "onnxruntime-cpu-int8"
 
     outs = {}
     for backend in ("onnxruntime", "onnxruntime-int8"):
@@ -160,7 +160,7 @@ def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path
                                       tmp_path / "tiny.safetensors"))
     shutil.copytree(int8_dirs(tiny_model, tmp_path)[1], int8_dirs(other, tmp_path)[1])
     with pytest.raises(BackendUnavailableError, match="made from other weights"):
-        create_backend("onnxruntime-int8", other, cpu, cache=tmp_path)
+        create_backend("onnxruntime-int8", other, cpu, cache_dir=tmp_path)
 
     import onnx  # graphs of an older layout (other inputs) are refused too, with the fix named
     from realtime.int8 import VERSION_KEY
@@ -171,7 +171,7 @@ def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path
         next(m for m in graph.metadata_props if m.key == VERSION_KEY).value = "3"
         onnx.save(graph, str(path))
     with pytest.raises(BackendUnavailableError, match="older graph layout; make them again"):
-        create_backend("onnxruntime-int8", tiny_model, cpu, cache=tmp_path)
+        create_backend("onnxruntime-int8", tiny_model, cpu, cache_dir=tmp_path)
 
 
 def test_graph_cache_key_tells_paddings_apart():

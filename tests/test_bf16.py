@@ -94,7 +94,7 @@ def test_no_native_bf16_is_refused_and_auto_moves_on(tiny_model, tmp_path, monke
     monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(BackendUnavailableError, match="no native bfloat16.*use onnxruntime or torch"):
         create_backend("torch-bf16", tiny_model, CPU)
-    assert create_backend("auto", tiny_model, CPU, cache=tmp_path).name != "torch-cpu-bf16"
+    assert create_backend("auto", tiny_model, CPU, cache_dir=tmp_path).name != "torch-cpu-bf16"
 
 
 def test_bf16_is_for_cpus(tiny_model):

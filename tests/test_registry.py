@@ -57,35 +57,35 @@ def _wf(url: str, body: bytes, **kw) -> WeightFile:
 
 def test_good_download_is_verified_and_cached(server, tmp_path):
     url, body = server
-    path = resolve_file(_wf(f"{url}/good/decoder.pth", body), cache=tmp_path, progress=False)
+    path = resolve_file(_wf(f"{url}/good/decoder.pth", body), cache_dir=tmp_path, progress=False)
     assert path == tmp_path / "decoder.pth"
     assert path.read_bytes() == body
     state = torch.load(path, weights_only=True)
     nets.adain_decoder().layers.load_state_dict(state, strict=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.pth"]
     # a second resolve uses the cache (the URL could be dead now)
-    assert resolve_file(_wf(f"{url}/gone/decoder.pth", body), cache=tmp_path) == path
+    assert resolve_file(_wf(f"{url}/gone/decoder.pth", body), cache_dir=tmp_path) == path
 
 
 def test_hash_mismatch_leaves_nothing(server, tmp_path):
     url, body = server
     wf = _wf(f"{url}/good/decoder.pth", body, sha256="0" * 64)
     with pytest.raises(WeightsError, match="sha256"):
-        resolve_file(wf, cache=tmp_path, progress=False)
+        resolve_file(wf, cache_dir=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_truncated_body_leaves_nothing(server, tmp_path):
     url, body = server
     with pytest.raises(WeightsError):
-        resolve_file(_wf(f"{url}/truncated/decoder.pth", body), cache=tmp_path, progress=False)
+        resolve_file(_wf(f"{url}/truncated/decoder.pth", body), cache_dir=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_404_is_a_clear_error(server, tmp_path):
     url, body = server
     with pytest.raises(WeightsError, match="HTTP 404"):
-        resolve_file(_wf(f"{url}/missing/decoder.pth", body), cache=tmp_path, progress=False)
+        resolve_file(_wf(f"{url}/missing/decoder.pth", body), cache_dir=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -93,13 +93,13 @@ def test_corrupt_cached_file_is_never_loaded(server, tmp_path):
     url, body = server
     (tmp_path / "decoder.pth").write_bytes(body[:-10] + b"0123456789")
     with pytest.raises(WeightsError, match="pull again|stylize models pull"):
-        resolve_file(_wf(f"{url}/good/decoder.pth", body, size=None), cache=tmp_path, progress=False)
+        resolve_file(_wf(f"{url}/good/decoder.pth", body, size=None), cache_dir=tmp_path, progress=False)
 
 
 def test_no_download_when_not_allowed(tmp_path):
     wf = WeightFile(role="x", filename="x.pth", sha256="0" * 64, url="http://127.0.0.1:9/x.pth")
     with pytest.raises(WeightsError, match="models pull"):
-        resolve_file(wf, cache=tmp_path, allow_download=False)
+        resolve_file(wf, cache_dir=tmp_path, allow_download=False)
 
 
 def test_unknown_model_lists_known_ones():

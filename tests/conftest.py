@@ -16,6 +16,27 @@ SHARED_DATA = SHARED / "data"
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (CI has it)")
 
 
+def _hardware_missing(marker: str) -> str | None:
+    """Why a test marked with a hardware marker cannot run here (None: it can)."""
+    import shutil
+
+    if marker == "requires_cuda" and not torch.cuda.is_available():
+        return "needs a CUDA GPU (scripts/gpu_check.sh runs these where there is one)"
+    if marker == "requires_camera" and not any(Path("/dev").glob("video*")):
+        return "needs a real webcam (/dev/video*)"
+    if marker == "requires_display" and shutil.which("Xvfb") is None:
+        return "Xvfb is not installed (apt-get install xvfb; .ci/run installs it)"
+    return None
+
+
+def pytest_runtest_setup(item):
+    for marker in ("requires_cuda", "requires_camera", "requires_display"):
+        if item.get_closest_marker(marker) is not None:
+            why = _hardware_missing(marker)
+            if why:
+                pytest.skip(why)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """Exported graphs and downloads go to a temporary cache, never the user's."""
@@ -41,6 +62,31 @@ def tiny_model_path(tmp_path_factory) -> Path:
     cfg = nets.StudentConfig(width=0.125, depth=3)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     return save_student(nets.student_encoder(cfg), nets.student_decoder(cfg), cfg, path)
+
+
+def random_vgg16_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """VGG-16 conv weights under the Caffe file's keys (blockB_convK), He-initialised: the shape
+    of ../shared/weights/vgg16_imagenet_caffe.safetensors without its 56 MB, for tests."""
+    from realtime import nets
+
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for spec in nets.VGG16_BLOCKS:
+        if spec != "pool":
+            name, cin, cout = spec
+            state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * (2.0 / (9 * cin)) ** 0.5
+            state[f"{name}.bias"] = torch.zeros(cout)
+    return state
+
+
+@pytest.fixture(scope="session")
+def teacher_path(tmp_path_factory) -> Path:
+    """A random VGG-16 teacher saved as a safetensors file (see random_vgg16_state)."""
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("teacher") / "vgg16.safetensors"
+    save_file(random_vgg16_state(), str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from conftest import make_clip, probe
@@ -29,6 +28,7 @@ def one_line_error(proc):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_stylize_video_end_to_end(tmp_path, tiny_model_path, style_image):
     src = make_clip(tmp_path / "in.mp4", frames=12, size=(48, 32))
     proc = run_video(src, "--style", style_image, "--model", tiny_model_path, "--json")
@@ -43,6 +43,7 @@ def test_stylize_video_end_to_end(tmp_path, tiny_model_path, style_image):
     assert mixed.returncode == 0 and "12 frames" in mixed.stdout
 
 
+@pytest.mark.slow
 def test_bad_inputs(tmp_path, tiny_model_path, style_image):
     src = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
     notes = tmp_path / "notes.txt"
@@ -60,6 +61,7 @@ def test_bad_inputs(tmp_path, tiny_model_path, style_image):
     assert run_video(src, "--style", style_image, "--alpha", "3").returncode == 2
 
 
+@pytest.mark.slow
 def test_image_batch_skips_bad_files(tmp_path, tiny_model_path, style_image):
     contents, styles = tmp_path / "c", tmp_path / "s"
     contents.mkdir(), styles.mkdir()
@@ -91,6 +93,7 @@ def test_models_and_doctor():
     assert "known models" in one_line_error(run("models", "pull", "nope"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_finalises_a_playable_file(tmp_path, tiny_model_path, style_image):
     import signal
     import time
@@ -148,15 +151,11 @@ def test_cli_temporal_strength_default_is_the_librarys():
 
 
 @pytest.mark.slow
-def test_tools_work_from_an_installed_copy(tmp_path, style_image):
+def test_tools_work_from_an_installed_copy(tmp_path, style_image, teacher_path):
     """`stylize bench` and `stylize eval` from a non-editable install, run outside the checkout:
     nothing may reach for scripts/ or a source tree."""
     import os
     from pathlib import Path
-
-    from safetensors.torch import save_file
-
-    from realtime import nets
 
     site = tmp_path / "site"
     repo = Path(__file__).resolve().parents[1]
@@ -172,14 +171,6 @@ def test_tools_work_from_an_installed_copy(tmp_path, style_image):
             Image.fromarray((rng.random((96, 128, 3)) * 255).astype(np.uint8)).save(data / folder / f"p{i}.png")
     (data / "video").mkdir()
     make_clip(data / "video" / "clip.mp4", frames=6, size=(64, 48), audio=False)
-    teacher = tmp_path / "vgg16.safetensors"
-    state = {}
-    for spec in nets.VGG16_BLOCKS:
-        if spec != "pool":
-            name, cin, cout = spec
-            state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3) * (2 / (9 * cin)) ** 0.5
-            state[f"{name}.bias"] = torch.zeros(cout)
-    save_file(state, str(teacher))
     env = {**os.environ, "PYTHONPATH": str(site)}
 
     def installed(*args):
@@ -195,7 +186,7 @@ def test_tools_work_from_an_installed_copy(tmp_path, style_image):
               "--json", tmp_path / "bench.json")
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert rows and all(r["ms"] > 0 for r in rows)
-    installed("eval", "quality", "--teacher", teacher, "--data", data, "--contents", "2", "--styles", "2",
+    installed("eval", "quality", "--teacher", teacher_path, "--data", data, "--contents", "2", "--styles", "2",
               "--size", "128", "--out", tmp_path / "q")
     assert json.loads((tmp_path / "q" / "report.json").read_text())["methods"]["default"]["pairs"] == 4
     installed("eval", "temporal", "--data", data, "--clips", "clip.mp4", "--styles", "1", "--frames", "4",

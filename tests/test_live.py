@@ -84,6 +84,7 @@ def test_slow_model_drops_stale_frames_and_latency_stays_bounded():
     assert sink.seen == sorted(sink.seen)  # order kept
 
 
+@pytest.mark.slow
 def test_udp_stream_is_received(tmp_path):
     import av
 
@@ -124,6 +125,7 @@ def test_camera_missing_is_one_line(tmp_path):
         open_source("7")
 
 
+@pytest.mark.slow
 def test_webcam_command_on_a_clip(tmp_path, tiny_model_path, style_image):
     import json
     import subprocess
@@ -178,6 +180,7 @@ def test_unplugged_camera_retries_then_says_so(monkeypatch):
     assert len(got) == 3 and got[0].rgb.shape == (24, 32, 3)
 
 
+@pytest.mark.slow
 def test_webcam_ctrl_c_keeps_the_recording(tmp_path, tiny_model_path, style_image):
     import signal
     import subprocess
@@ -206,3 +209,17 @@ def test_webcam_ctrl_c_keeps_the_recording(tmp_path, tiny_model_path, style_imag
     assert proc.returncode == 0, err
     assert "processed_fps" in out
     assert probe(rec)["frames"] > 5
+
+
+@pytest.mark.requires_camera
+def test_a_real_camera_delivers_upright_rgb_frames():
+    from realtime.sources import CameraSource
+
+    with CameraSource(0) as cam:
+        frames = []
+        for frame in cam:
+            frames.append(frame)
+            if len(frames) == 5:
+                break
+    assert all(f.rgb.dtype == np.uint8 and f.rgb.shape == (cam.size[1], cam.size[0], 3) for f in frames)
+    assert [f.index for f in frames] == list(range(5))

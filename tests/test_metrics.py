@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import random_vgg16_state
 from realtime import nets
 from realtime.tools.evaluate import content_distance, contact_sheet, luminance_ssim, pick, style_distance
 from realtime.tools.temporal_eval import FlowField, ghosting, naive_blend, read_flo, sintel_error, warping_error
@@ -11,14 +12,7 @@ from realtime.tools.temporal_eval import FlowField, ghosting, naive_blend, read_
 
 @pytest.fixture(scope="module")
 def teacher():
-    torch.manual_seed(0)
-    state = {}
-    for spec in nets.VGG16_BLOCKS:
-        if spec != "pool":
-            name, cin, cout = spec
-            state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3) * (2 / (9 * cin)) ** 0.5
-            state[f"{name}.bias"] = torch.zeros(cout)
-    return nets.vgg16_teacher(state)
+    return nets.vgg16_teacher(random_vgg16_state())
 
 
 def _img(seed, h=64, w=64):

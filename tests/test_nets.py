@@ -125,12 +125,9 @@ def test_fresh_skip_decoder_equals_its_main_path():
 
 
 def test_teacher_loads_caffe_keys():
-    state = {}
-    for spec in nets.VGG16_BLOCKS:
-        if spec != "pool":
-            name, cin, cout = spec
-            state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3)
-            state[f"{name}.bias"] = torch.randn(cout)
+    from conftest import random_vgg16_state
+
+    state = random_vgg16_state()
     teacher = nets.vgg16_teacher(state)
     feats = teacher.features(torch.rand(1, 3, 32, 32))
     assert [f.shape[1] for f in feats.values()] == [64, 128, 256, 512]

@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from conftest import random_vgg16_state
 from realtime.model import load_student
-from realtime.nets import VGG16_BLOCKS
 from realtime.tools.train.trainer import Trainer, TrainConfig, checkpoint_student
 
 TINY = {"width": 0.125, "depth": 4, "fast_stem": True}
@@ -26,15 +26,7 @@ def setup(tmp_path):
         for k in range(n):
             img = cv2.GaussianBlur(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8), (5, 5), 0)
             cv2.imwrite(str(tmp_path / folder / f"{k}.png"), img)
-    gen = torch.Generator().manual_seed(0)
-    teacher = {}
-    for spec in VGG16_BLOCKS:
-        if spec == "pool":
-            continue
-        name, cin, cout = spec
-        teacher[f"{name}.weight"] = torch.randn(cout, cin, 3, 3, generator=gen) * (2.0 / (9 * cin)) ** 0.5
-        teacher[f"{name}.bias"] = torch.zeros(cout)
-    save_file(teacher, str(tmp_path / "teacher.safetensors"))
+    save_file(random_vgg16_state(), str(tmp_path / "teacher.safetensors"))
 
     def config(**kw):
         base = dict(content_dir=str(tmp_path / "content"), style_dir=str(tmp_path / "style"),

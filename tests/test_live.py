@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import make_clip, probe
+from conftest import pattern as make_pattern
 from realtime.frames import Frame
 from realtime.live import LiveSession, put_latest
 from realtime.sinks import EncoderSink, SinkContext, open_sink
@@ -223,3 +224,75 @@ def test_a_real_camera_delivers_upright_rgb_frames():
                 break
     assert all(f.rgb.dtype == np.uint8 and f.rgb.shape == (cam.size[1], cam.size[0], 3) for f in frames)
     assert [f.index for f in frames] == list(range(5))
+
+
+def test_a_rotated_file_plays_upright_in_the_live_path(tmp_path):
+    """The live file source decodes through the same media module as file jobs: a phone clip
+    with rotation metadata comes out portrait, the same pixels stylize-video sees."""
+    from realtime.jobs import VideoJob
+
+    clip = make_clip(tmp_path / "rot.mp4", frames=4, size=(64, 32), audio=False, rotation=-90)
+    live = [f.rgb for f in FileSource(str(clip), paced=False)]
+    seen = []
+    with VideoJob(clip, tmp_path / "out.mp4", progress=False) as job:
+        job.run(lambda rgb: seen.append(rgb) or rgb)
+    assert FileSource(str(clip)).size == (32, 64)
+    assert len(live) == len(seen) == 4
+    assert all(a.shape == (64, 32, 3) and np.array_equal(a, b) for a, b in zip(live, seen))
+
+
+def test_smoothing_key_is_applied_between_frames_on_the_inference_thread(tiny_model, style_image):
+    """Pressing m while frames flow: the smoother is reset on the inference thread, never inside
+    a blend, and every frame comes out whole."""
+    from realtime.controls import LiveController
+    from realtime.stylizer import Stylizer
+
+    s = Stylizer(tiny_model, device="cpu", backend="torch", temporal=True)
+    s.set_style(style_image)
+    smoother = s.smoother
+    state = {"in_blend": False, "bad": [], "resets": 0, "threads": set()}
+    blend, reset = smoother.blend, smoother.reset
+
+    def watched_blend(fresh):
+        state["in_blend"] = True
+        try:
+            time.sleep(0.002)  # widen the window a reset from another thread would hit
+            return blend(fresh)
+        finally:
+            state["in_blend"] = False
+
+    def watched_reset():
+        if state["in_blend"]:
+            state["bad"].append("reset inside blend")
+        state["resets"] += 1
+        state["threads"].add(threading.current_thread().name)
+        reset()
+
+    smoother.blend, smoother.reset = watched_blend, watched_reset
+    controller = LiveController(s, [])
+    out = []
+
+    class Collect:
+        name = "collect"
+
+        def send(self, rgb, t):
+            out.append(rgb)
+
+        def close(self):
+            pass
+
+    def frames():
+        for i in range(120):
+            yield Frame(np.ascontiguousarray(np.roll(make_pattern(48, 64), i, axis=1)), time.monotonic(), i)
+            time.sleep(0.005)
+
+    session = LiveSession(frames(), (), sinks=[Collect()], process=controller)
+    presser = threading.Thread(target=lambda: [controller.handle_key(ord("m")) or time.sleep(0.01)
+                                               for _ in range(40)])
+    presser.start()
+    stats = session.run(duration=30)
+    presser.join()
+    assert state["resets"] >= 20 and not state["bad"]
+    assert state["threads"] == {"inference"}
+    assert stats["processed_frames"] > 20
+    assert all(o.shape == (48, 64, 3) and o.dtype == np.uint8 for o in out)

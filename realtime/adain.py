@@ -7,6 +7,8 @@ channel statistics are float tensors of shape (N, C, 1, 1).
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 
 import torch
@@ -99,8 +101,8 @@ def mix_style_stats(
         weights = [1.0] * len(stats)
     if len(weights) != len(stats):
         raise ValueError(f"got {len(weights)} style weights for {len(stats)} styles")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"style weights must be finite, non-negative and not all 0, got {list(weights)}")
     total = float(sum(weights))
     mean = sum(w / total * m for w, (m, _) in zip(weights, stats))
     std = sum(w / total * s for w, (_, s) in zip(weights, stats))
@@ -148,8 +150,8 @@ def match_colour(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) 
     tgt = target[0].reshape(3, -1).double()
     mu_s, mu_t = src.mean(1, keepdim=True), tgt.mean(1, keepdim=True)
     eye = torch.eye(3, dtype=torch.float64) * eps
-    cov_s = torch.cov(src) + eye
-    cov_t = torch.cov(tgt) + eye
+    cov_s = torch.cov(src, correction=0) + eye  # population covariance: a 1-pixel image has cov 0, not NaN
+    cov_t = torch.cov(tgt, correction=0) + eye
 
     def sqrtm(m: torch.Tensor, inverse: bool = False) -> torch.Tensor:
         vals, vecs = torch.linalg.eigh(m)

@@ -186,8 +186,7 @@ class OrtBackend:
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.log_severity_level = 3
-        self.encoder = ort.InferenceSession(str(paths["encoder"]), opts, providers=[provider])
-        self.decoder = ort.InferenceSession(str(paths["decoder"]), opts, providers=[provider])
+        self.encoder, self.decoder = (_ort_session(ort, paths[part], opts, provider) for part in ("encoder", "decoder"))
         if self.encoder.get_providers()[0] != provider:
             raise BackendUnavailableError(f"onnxruntime fell back from {provider} to {self.encoder.get_providers()[0]}")
         self.name = "onnxruntime-" + provider.replace("ExecutionProvider", "").lower() + \
@@ -208,6 +207,14 @@ class OrtBackend:
             values += [feats[tap], *adain_affine(content[tap], style[tap], alpha)]
         feeds = dict(zip(decoder_inputs(self.taps), map(_np, values)))
         return self.decoder.run(None, feeds)[0][0]
+
+
+def _ort_session(ort, path, opts, provider: str):
+    try:
+        return ort.InferenceSession(str(path), opts, providers=[provider])
+    except Exception as e:  # noqa: BLE001 - ORT's own exception types (InvalidProtobuf, Fail, ...) are not builtins
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise BackendUnavailableError(f"ONNX Runtime could not load {path} ({type(e).__name__}: {first})") from e
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

@@ -1,4 +1,10 @@
-"""``stylize image``: one picture, or every content x style pair of two folders."""
+"""``stylize image``: one picture, or every content x style pair of two folders.
+
+``plan_images`` checks everything a user can get wrong before any model loads (missing
+inputs, an output that is an input, existing outputs without ``overwrite``); ``stylize_images``
+then writes each picture under a temporary name and renames it into place, so a failed or
+interrupted run never leaves half a picture, and one bad file does not stop the others.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,20 @@ from pathlib import Path
 
 from .errors import InputNotFoundError, OutputError, StylizeError
 from .images import IMAGE_SUFFIXES, load_image, save_image
+from .outputs import OutputFile, same_file
 from .stylizer import Stylizer
+
+
+@dataclass
+class ImagePlan:
+    """(style set, name) pairs and, per content picture, its output for each style set."""
+
+    style_sets: list[tuple[list[Path], str]]
+    contents: list[Path]
+    targets: dict[tuple[int, Path], Path]
+    inputs: tuple[Path, ...]
+    overwrite: bool
+    mixed: bool  # the styles are one weighted mix (files), not a gallery (a folder)
 
 
 @dataclass
@@ -21,13 +40,16 @@ def _pictures(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def stylize_images(content: Path, styles: Sequence[Path], output: Path, stylizer: Stylizer,
-                   style_weights: Sequence[float] | None = None, overwrite: bool = False) -> BatchReport:
+def default_image_output(content: Path) -> Path:
+    return content.with_name(f"{content.stem}_stylized" + ("" if content.is_dir() else ".png"))
+
+
+def plan_images(content: Path, styles: Sequence[Path], output: Path, overwrite: bool = False) -> ImagePlan:
     """Style files are mixed into one style; a style folder gives one output per style.
 
     A single content file with style files writes ``output`` itself (when it has an image
-    suffix); otherwise ``output`` is a folder of ``<content-stem>__<style-stem>.png``.
-    A file that fails is reported in the result and skipped; the rest go on.
+    suffix); otherwise ``output`` is a folder of ``<content-stem>__<style-stem>.png`` (created
+    if its parent exists).
     """
     for path in [content, *styles]:
         if not path.exists():
@@ -36,33 +58,50 @@ def stylize_images(content: Path, styles: Sequence[Path], output: Path, stylizer
     if style_dirs and len(styles) > 1:
         raise StylizeError("pass one style folder, or one or more style files, not both")
     contents = _pictures(content) if content.is_dir() else [content]
+    if not contents:
+        raise InputNotFoundError(f"no pictures in {content} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     if style_dirs:
         style_sets = [([s], s.stem) for s in _pictures(style_dirs[0])]
+        if not style_sets:
+            raise InputNotFoundError(f"no pictures in the style folder {style_dirs[0]}")
     else:
         style_sets = [(list(styles), "+".join(s.stem for s in styles))]
+    inputs = (*contents, *(p for paths, _ in style_sets for p in paths))
     single = len(contents) == 1 and len(style_sets) == 1 and output.suffix.lower() in IMAGE_SUFFIXES
+    if not single:
+        if output.exists() and not output.is_dir():
+            raise OutputError(f"output {output} is a file; a batch writes into a folder")
+        if not output.parent.is_dir():
+            raise OutputError(f"output folder {output.parent} does not exist; create it or choose another -o")
+        if any(same_file(output, p) for p in inputs):
+            raise OutputError(f"output {output} is an input; choose another -o")
+        output.mkdir(exist_ok=True)
+    targets = {(k, c): output if single else output / f"{c.stem}__{name}.png"
+               for k, (_, name) in enumerate(style_sets) for c in contents}
+    for target in targets.values():
+        if any(same_file(target, p) for p in inputs):
+            raise OutputError(f"output {target} is an input; choose another -o")
     if single:
-        targets_dir = output.parent if str(output.parent) else Path(".")
-    else:
-        output.mkdir(parents=True, exist_ok=True)
-        targets_dir = output
-    if not targets_dir.is_dir():
-        raise OutputError(f"output folder {targets_dir} does not exist; create it first")
+        OutputFile(output, inputs=inputs, overwrite=overwrite)  # the checks only: folder, input, existing
+    return ImagePlan(style_sets, contents, targets, inputs, overwrite, not style_dirs)
+
+
+def stylize_images(plan: ImagePlan, stylizer: Stylizer, style_weights: Sequence[float] | None = None) -> BatchReport:
+    """Write every planned picture; a file that fails is reported and skipped, the rest go on."""
     report = BatchReport()
-    for style_paths, style_name in style_sets:
+    for k, (style_paths, style_name) in enumerate(plan.style_sets):
         try:
-            stylizer.set_style(style_paths, style_weights if not style_dirs else None)
+            stylizer.set_style(style_paths, style_weights if plan.mixed else None)
         except StylizeError as e:
             report.failed.append((style_name, str(e)))
             continue
-        for c in contents:
-            target = output if single else targets_dir / f"{c.stem}__{style_name}.png"
-            if target.exists() and not overwrite:
-                report.failed.append((c.name, f"{target} exists; pass --overwrite"))
-                continue
+        for c in plan.contents:
+            target = plan.targets[(k, c)]
             try:
-                stylizer.reset()
-                save_image(target, stylizer.stylize(load_image(c)))
+                with OutputFile(target, inputs=plan.inputs, overwrite=plan.overwrite) as out:
+                    stylizer.reset()
+                    save_image(out.temp, stylizer.stylize(load_image(c)))
+                    out.commit()
             except StylizeError as e:
                 report.failed.append((c.name, str(e)))
                 continue

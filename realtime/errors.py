@@ -35,6 +35,10 @@ class WeightsError(StylizeError, OSError):
     """Weights could not be downloaded, failed verification, or have the wrong layout."""
 
 
+class BadSettingError(StylizeError, ValueError):
+    """A setting out of its range (style weights, strength, sizes)."""
+
+
 class InputTooLargeError(StylizeError, ValueError):
     """An input bigger than we stylise without being told how (see --max-size)."""
 

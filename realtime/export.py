@@ -118,19 +118,56 @@ def export_onnx(model: StyleModel, out_dir: str | os.PathLike, opset: int = OPSE
     return paths
 
 
+SUMS = "SHA256SUMS"
+GRAPH_PARTS = ("encoder", "decoder")
+
+
+def write_sums(folder: Path, parts: tuple[str, ...] = GRAPH_PARTS) -> None:
+    """Record the sha256 of each graph beside it (written last: its presence means complete)."""
+    from .registry import sha256_of
+
+    lines = [f"{sha256_of(folder / f'{part}.onnx')}  {part}.onnx" for part in parts]
+    tmp = folder / f"{SUMS}.tmp{os.getpid()}"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, folder / SUMS)
+
+
+def check_sums(folder: Path, parts: tuple[str, ...] = GRAPH_PARTS) -> str | None:
+    """None when every graph in folder matches its recorded sha256, else what is wrong."""
+    from .registry import sha256_of
+
+    sums = folder / SUMS
+    if not sums.exists():
+        return "no SHA256SUMS beside the graphs"
+    recorded = dict(reversed(line.split("  ", 1)) for line in sums.read_text().splitlines() if "  " in line)
+    for part in parts:
+        path = folder / f"{part}.onnx"
+        if not path.exists():
+            return f"{path.name} is missing"
+        if recorded.get(path.name) != sha256_of(path):
+            return f"{path.name} does not match its sha256"
+    return None
+
+
 def cached_export(model: StyleModel, cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Export once per (weights, opset); later calls reuse the files."""
+    """Export once per (weights, opset); later calls reuse the files after checking their sha256,
+    and a damaged cache (a truncated or edited graph) is made again."""
+    import shutil
+
     from .registry import cache_root
 
     folder = cache_root(cache_dir) / "onnx" / f"{model_hash(model)[:16]}-op{OPSET}-g{GRAPH_VERSION}"
-    paths = {"encoder": folder / "encoder.onnx", "decoder": folder / "decoder.onnx"}
-    if all(p.exists() for p in paths.values()):
+    paths = {part: folder / f"{part}.onnx" for part in GRAPH_PARTS}
+    if folder.exists() and check_sums(folder) is None:
         return paths
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     fresh = export_onnx(model, tmp)
-    folder.mkdir(parents=True, exist_ok=True)
-    for key, path in fresh.items():  # per file, atomically: a reader never sees half a graph
-        os.replace(path, paths[key])
-    tmp.rmdir()
+    write_sums(tmp)
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(tmp, folder)  # the whole folder at once: a reader never sees half a graph
+    except OSError:  # another process made it meanwhile: use ours from where it is
+        return fresh
     return paths
 

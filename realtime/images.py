@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from .errors import BadImageError, InputNotFoundError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+MAX_MEGAPIXELS = 120  # an 8K frame is 33 MP; a bigger picture would take GBs of memory to stylise
 
 
 def _to_rgb8(img) -> np.ndarray:
@@ -45,13 +47,22 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
         raise InputNotFoundError(f"image not found: {path}")
     if path.is_dir():
         raise BadImageError(f"{path} is a folder, not an image")
+    if not path.is_file():  # a FIFO or a device would block the read
+        raise BadImageError(f"{path} is not a regular file; save the picture to a file first")
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            if img.width == 0 or img.height == 0:
-                raise BadImageError(f"{path} has zero size ({img.width}x{img.height}); pass a real picture")
-            rgb = _to_rgb8(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _check_pixels decides
+            with Image.open(path) as img:
+                _check_pixels(path, img.width, img.height)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                if img.width == 0 or img.height == 0:
+                    raise BadImageError(f"{path} has zero size ({img.width}x{img.height}); pass a real picture")
+                rgb = _to_rgb8(img)
+    except Image.DecompressionBombError as e:  # Pillow refuses twice its limit before we see the size
+        raise BadImageError(f"{path} is more than the {MAX_MEGAPIXELS} megapixels we decode; downscale it first") from e
+    except PermissionError as e:
+        raise BadImageError(f"{path} is not readable (permission denied); check its permissions") from e
     except UnidentifiedImageError as e:
         raise BadImageError(f"{path} is not an image Pillow can read; pass a JPEG, PNG or WebP") from e
     except (OSError, SyntaxError, ValueError) as e:
@@ -61,6 +72,12 @@ def load_image(path: str | Path, max_side: int | None = None) -> np.ndarray:
     if max_side and max(rgb.shape[:2]) > max_side:
         rgb = resize_long_side(rgb, max_side)
     return rgb
+
+
+def _check_pixels(path: Path, w: int, h: int) -> None:
+    if w * h > MAX_MEGAPIXELS * 1_000_000:
+        raise BadImageError(f"{path} is {w}x{h} ({w * h / 1e6:.0f} megapixels), more than the {MAX_MEGAPIXELS} "
+                            f"we decode; downscale it first")
 
 
 def resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:

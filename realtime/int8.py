@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from .errors import BackendUnavailableError
-from .export import GRAPH_VERSION, model_hash
+from .export import GRAPH_VERSION, check_sums, model_hash
 from .model import StyleModel
 
 HASH_KEY = "realtime_style.model_hash"
@@ -39,10 +39,18 @@ def find_int8(model: StyleModel, cache_dir: str | os.PathLike | None = None) -> 
 
     digest = model_hash(model)
     looked = []
+    bundled = int8_dirs(model, cache_dir, digest)[0]
     for folder in int8_dirs(model, cache_dir, digest):
         paths = {p: folder / f"{p}.onnx" for p in PARTS}
         if not all(p.exists() for p in paths.values()):
             looked.append(f"{folder} (none)")
+            continue
+        damage = check_sums(folder, PARTS)
+        if damage and folder == bundled:
+            raise BackendUnavailableError(f"the int8 graphs bundled with {model.name} are damaged ({damage}); "
+                                          f"reinstall realtime-style, or use --backend onnxruntime")
+        if damage:
+            looked.append(f"{folder} ({damage})")
             continue
         meta = [dict((m.key, m.value) for m in onnx.load(str(p), load_external_data=False).metadata_props)
                 for p in paths.values()]

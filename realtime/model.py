@@ -99,7 +99,17 @@ def _read_student(path: Path, tensors: bool) -> tuple[dict, dict]:
         raise WeightsError(f"{path} is not a readable safetensors file: {e}") from e
     if meta.get("format") != "realtime-style-student":
         raise WeightsError(f"{path} is not a realtime-style model (metadata format={meta.get('format')!r})")
-    return json.loads(meta["student"]), weights
+    try:
+        student = json.loads(meta["student"])
+        nets.StudentConfig.from_dict(student)
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{path} has damaged metadata (its student config does not parse: {e}); "
+                           f"export the model again") from e
+    bad = [k for k, t in weights.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise WeightsError(f"{path} holds NaN or infinite weights ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
+                           f"the file is damaged or the training diverged")
+    return student, weights
 
 
 def student_config(path: str | os.PathLike) -> dict:

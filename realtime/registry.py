@@ -101,12 +101,17 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """Where downloads and exported graphs are kept: cache_dir, $REALTIME_STYLE_CACHE, or the
     platform's user cache folder."""
     if cache_dir:
-        return Path(cache_dir)
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    from platformdirs import user_cache_dir
+        root = Path(cache_dir)
+    elif os.environ.get(CACHE_ENV):
+        root = Path(os.environ[CACHE_ENV])
+    else:
+        from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("realtime-style"))
+        root = Path(user_cache_dir("realtime-style"))
+    if root.exists() and not root.is_dir():
+        raise WeightsError(f"the cache folder {root} is a file; pass --cache-dir with a folder "
+                           f"(or set {CACHE_ENV})")
+    return root
 
 
 def sha256_of(path: Path) -> str:
@@ -190,7 +195,11 @@ def resolve_file(wf: WeightFile, cache_dir: str | os.PathLike | None = None, all
     if wf.bundled:
         path = models_dir() / wf.bundled
         if path.exists():
-            verify(path, wf)
+            try:
+                verify(path, wf)
+            except WeightsError as e:
+                raise WeightsError(f"the bundled {wf.filename} is damaged ({str(e).split(';')[0]}); reinstall "
+                                   f"realtime-style (pip install --force-reinstall realtime-style)") from e
             return path
     path = cache_root(cache_dir) / wf.filename
     if path.exists():

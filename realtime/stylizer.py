@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .adain import keep_content_colour, match_colour, mix_style_stats
-from .errors import InputTooLargeError
+from .errors import BackendUnavailableError, BadSettingError, InputTooLargeError
 from .frames import check_rgb8, rgb8_to_tensor, tensor_to_rgb8
 from .images import load_image, resize_long_side
 from .model import StatsByTap, StyleModel, load_model
@@ -26,7 +27,8 @@ def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+        raise BackendUnavailableError("--device cuda was asked for but torch sees no CUDA GPU (a CPU-only build of "
+                                      "torch, or no driver); use --device cpu or auto")
     return torch.device(device)
 
 
@@ -76,7 +78,7 @@ class Stylizer:
     @alpha.setter
     def alpha(self, value: float) -> None:
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {value}")
+            raise BadSettingError(f"alpha must be in [0, 1], got {value}")
         self._alpha = float(value)
 
     # --- styles ---------------------------------------------------------------------------
@@ -92,8 +94,10 @@ class Stylizer:
                 images.append(resize_long_side(s, self.style_size) if max(s.shape[:2]) > self.style_size else s)
             else:
                 images.append(load_image(Path(s), max_side=self.style_size))
-        if weights is not None and len(weights) != len(images):
-            raise ValueError(f"got {len(weights)} style weights for {len(images)} styles")
+        if weights is not None and (len(weights) != len(images) or sum(weights) <= 0
+                                    or not all(math.isfinite(w) and w >= 0 for w in weights)):
+            raise BadSettingError(f"style weights must be one finite, non-negative number per style and not all 0; "
+                                  f"got {list(weights)} for {len(images)} styles")
         weights = list(weights) if weights is not None else None
         stats = None if self.preserve_color == "match" else self._encode_styles(None, images, weights)
         # one assignment: a stylize() running on another thread sees the old style or the new one

@@ -121,7 +121,7 @@ def test_no_cuda_messages(tiny_model, tmp_path):
         create_backend("auto", tiny_model, torch.device("cuda"), cache_dir=tmp_path)
     from realtime.stylizer import pick_device
 
-    with pytest.raises(ValueError, match="no CUDA"):
+    with pytest.raises(BackendUnavailableError, match="no CUDA GPU.*--device cpu"):
         pick_device("cuda")
     with pytest.raises(BackendUnavailableError, match="unknown backend"):
         create_backend("tpu", tiny_model, torch.device("cpu"))
@@ -170,8 +170,33 @@ def test_int8_graphs_belong_to_their_weights_and_track_fp32(tiny_model, tmp_path
         graph = onnx.load(str(path))
         next(m for m in graph.metadata_props if m.key == VERSION_KEY).value = "3"
         onnx.save(graph, str(path))
+    # an edited graph no longer matches the sha256 recorded when it was made
+    with pytest.raises(BackendUnavailableError, match="encoder.onnx does not match its sha256"):
+        create_backend("onnxruntime-int8", tiny_model, cpu, cache_dir=tmp_path)
+    from realtime.export import write_sums
+
+    write_sums(int8_dirs(tiny_model, tmp_path)[1])  # as an older version would have made them
     with pytest.raises(BackendUnavailableError, match="older graph layout; make them again"):
         create_backend("onnxruntime-int8", tiny_model, cpu, cache_dir=tmp_path)
+
+
+def test_damaged_graph_cache_is_made_again(tiny_model, tmp_path):
+    """200 changed floats in a cached decoder: caught by its sha256 and exported afresh, so the
+    picture is the model's (it was 107 grey levels off before graphs were checked)."""
+    from realtime.export import cached_export
+
+    paths = cached_export(tiny_model, tmp_path)
+    good = paths["decoder"].read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2: len(data) // 2 + 800] = bytes(800)
+    paths["decoder"].write_bytes(bytes(data))
+    assert cached_export(tiny_model, tmp_path) == paths
+    assert paths["decoder"].read_bytes() == good
+    paths["encoder"].write_bytes(paths["encoder"].read_bytes()[:100])  # truncated: InvalidProtobuf before
+    backend = create_backend("onnxruntime", tiny_model, torch.device("cpu"), cache_dir=tmp_path)
+    frame = real_image()
+    feats, stats = backend.encode(frame)
+    assert backend.decode(feats, stats, stats, 1.0).shape == frame.shape
 
 
 def test_graph_cache_key_tells_paddings_apart():

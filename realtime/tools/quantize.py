@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..export import GRAPH_VERSION, cached_export, decoder_inputs, model_hash
+from ..export import GRAPH_VERSION, cached_export, decoder_inputs, model_hash, write_sums
 from ..int8 import HASH_KEY, VERSION_KEY
 from ..model import StyleModel
 
@@ -72,6 +72,7 @@ def quantize_int8(model: StyleModel, contents: list[np.ndarray], styles: list[np
         onnx.save(graph, str(tmp))
         paths[part] = out_dir / f"{part}.onnx"
         os.replace(tmp, paths[part])
+    write_sums(out_dir)
     return paths
 
 

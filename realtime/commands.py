@@ -1,0 +1,204 @@
+"""The commands behind ``stylize``: thin functions over the library (one per subcommand).
+
+Each takes the parsed arguments and returns an exit status; errors the user can fix are
+raised as ``StylizeError`` and printed as one line by ``cli._run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+def _make_stylizer(args: argparse.Namespace, temporal: bool = False, temporal_strength: float = 0.9):
+    """The Stylizer the style options describe (no style set yet)."""
+    from .stylizer import Stylizer
+
+    return Stylizer(model=args.model, device=args.device, alpha=args.alpha, preserve_color=args.preserve_color,
+                    max_size=args.max_size, cache_dir=args.cache_dir, backend=args.backend, temporal=temporal,
+                    temporal_strength=temporal_strength)
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .jobs import VideoJob
+
+    # the input is opened and the output checked before the model loads
+    with VideoJob(args.input, args.output, overwrite=args.overwrite, progress=not args.quiet,
+                  inputs=tuple(Path(s) for s in args.style)) as job:
+        stylizer = _make_stylizer(args, args.temporal == "on", args.temporal_strength)
+        stylizer.set_style(args.style, args.style_weights)
+        job.settings = stylizer.describe()
+        summary = job.run(stylizer.stylize)
+    for w in summary.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(json.dumps(summary.to_dict()) if args.json else summary.line())
+    return 0
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from .batch import default_image_output, plan_images, stylize_images
+
+    content = Path(args.content)
+    output = Path(args.output) if args.output else default_image_output(content)
+    plan = plan_images(content, [Path(s) for s in args.style], output, overwrite=args.overwrite)
+    stylizer = _make_stylizer(args)  # after the inputs and the output are checked
+    report = stylize_images(plan, stylizer, style_weights=args.style_weights)
+    for path in report.written:
+        print(f"wrote {path}")
+    for name, why in report.failed:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    if report.failed:
+        print(f"{len(report.written)} written, {len(report.failed)} skipped", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .errors import UnknownModelError
+    from .registry import default_model, file_status, get_spec, registry, resolve
+
+    specs = registry()
+    if args.action == "list":
+        for name, spec in sorted(specs.items()):
+            status = ", ".join(f"{wf.filename}: {file_status(wf, args.cache_dir)}" for wf in spec.files)
+            mark = " (default)" if name == default_model() else ""
+            print(f"{name}{mark}: {spec.description} [{status}]")
+        return 0
+    names = args.names or (sorted(specs) if args.action == "verify" else [])
+    if not names:
+        raise UnknownModelError(f"name a model to pull; known models: {', '.join(sorted(specs))}")
+    if args.action == "pull":
+        for name in names:
+            _, paths = resolve(name, args.cache_dir)
+            for role, path in paths.items():
+                print(f"{name} {role}: {path} (sha256 verified)")
+        return 0
+    bad = 0
+    for name in names:
+        for wf in get_spec(name).files:
+            status = file_status(wf, args.cache_dir)
+            bad += status == "corrupt"
+            print(f"{name} {wf.filename}: {status}")
+    for label, status in _graph_statuses(names, args.cache_dir):
+        bad += status.startswith("damaged")
+        print(f"{label}: {status}")
+    return 1 if bad else 0
+
+
+def _graph_statuses(names: list[str], cache_dir: str | None) -> list[tuple[str, str]]:
+    """The bundled int8 graphs of the named models, then every exported graph in the cache."""
+    from .export import check_sums
+    from .registry import cache_root, models_dir
+
+    out = []
+    for name in names:
+        folder = models_dir() / name / "int8"
+        if folder.is_dir():
+            damage = check_sums(folder)
+            out.append((f"{name} int8 graphs (bundled)", f"damaged: {damage}; reinstall" if damage else "ok"))
+    graphs = cache_root(cache_dir) / "onnx"
+    for folder in sorted(graphs.iterdir()) if graphs.is_dir() else []:
+        if folder.is_dir() and ".tmp" not in folder.name:
+            damage = check_sums(folder)
+            out.append((f"cached graphs {folder.name}",
+                        f"damaged: {damage} (made again on next use)" if damage else "ok"))
+    return out
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    print(report(args.cache_dir))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .tools.bench import run_bench, write_json
+
+    for model in args.model:
+        result = run_bench(model, Path(args.style), args.device, args.sizes,
+                           Path(args.clip) if args.clip else None, peer=not args.no_peer,
+                           microast=Path(args.microast) if args.microast else None, backends=args.backend)
+        args.no_peer, args.microast = True, None  # the peers once per run, not once per model
+        if args.json:
+            out = Path(args.json)
+            write_json(result, out.with_name(f"{out.stem}_{Path(model).stem}{out.suffix}") if len(args.model) > 1 else out)
+    return 0
+
+
+def _style_pictures(entries: list[str]) -> list[Path]:
+    """--style entries with folders expanded to their pictures (sorted)."""
+    from .errors import InputNotFoundError
+    from .images import IMAGE_SUFFIXES
+
+    styles: list[Path] = []
+    for entry in map(Path, entries):
+        if not entry.exists():
+            raise InputNotFoundError(f"style not found: {entry}")
+        if entry.is_dir():
+            found = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputNotFoundError(f"no pictures in the style folder {entry} (looked for "
+                                         f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+            styles += found
+        else:
+            styles.append(entry)
+    return styles
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    from .controls import HELP, LiveController
+    from .live import LiveSession, write_stats
+    from .sinks import RecordingSink
+
+    styles = _style_pictures(args.style)
+    gallery = any(Path(s).is_dir() for s in args.style) or (len(styles) > 1 and args.style_weights is None)
+    outputs = args.output or ["preview"]
+    # the camera (or file) and every output are opened, and checked, before the model loads
+    with LiveSession(args.camera, outputs, loop=args.loop, size=args.size, fps=args.fps,
+                     overwrite=args.overwrite, inputs=tuple(styles)) as session:
+        stylizer = _make_stylizer(args, args.temporal == "on", args.temporal_strength)
+        # a folder (or several pictures without weights) is a gallery for n/p; weighted pictures are one mix
+        stylizer.set_style(styles[0] if gallery else styles, None if gallery else args.style_weights)
+        controller = LiveController(stylizer, styles if gallery else [], still_dir=Path(args.record_dir))
+        if "preview" in outputs:
+            ctx = session.context
+            controller.recorder = session.attach_sink(RecordingSink(Path(args.record_dir), ctx.size, ctx.fps))
+            print(HELP, file=sys.stderr)
+        session.use(controller)
+        size, fps = session.context.size, session.context.fps
+        print(f"live: {args.camera} {size[0]}x{size[1]} @ {fps:.1f} fps -> {', '.join(outputs)}; "
+              f"Ctrl-C to stop", file=sys.stderr, flush=True)
+        try:
+            stats = session.run(duration=args.duration)
+        except KeyboardInterrupt:
+            stats = session.stats.summary()
+    stats["settings"] = stylizer.describe()
+    print(json.dumps(stats, indent=2))
+    if args.stats_json:
+        write_stats(stats, args.stats_json)
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .export import cached_export, export_onnx
+    from .model import load_model
+
+    model = load_model(args.model, cache_dir=args.cache_dir)
+    paths = export_onnx(model, args.output) if args.output else cached_export(model, args.cache_dir)
+    for name, path in paths.items():
+        print(f"{name}: {path} (onnx.checker passed)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.kind == "temporal":
+        from .tools.temporal_eval import main as run
+    else:
+        from .tools.evaluate import main as run
+    run(args.rest)
+    return 0
+
+
+COMMANDS = {"video": cmd_video, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
+            "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval, "webcam": cmd_webcam}

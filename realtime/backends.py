@@ -127,7 +127,9 @@ class TorchBf16Backend:
 
             p, border = self._frame_border
             frame = cv2.copyMakeBorder(frame, p, p, p, p, getattr(cv2, border))
-        x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0).to(torch.bfloat16)
+        if not (frame.flags.writeable and frame.flags.c_contiguous):  # torch warns on read-only memory
+            frame = np.array(frame, order="C")
+        x = torch.from_numpy(frame).permute(2, 0, 1).unsqueeze(0).to(torch.bfloat16)
         if not self._scaled_input:
             x = x.mul_(1.0 / 255.0)
         feats = self.model.encode(x)

@@ -87,12 +87,16 @@ def plan_images(content: Path, styles: Sequence[Path], output: Path, overwrite: 
 
 
 def stylize_images(plan: ImagePlan, stylizer: Stylizer, style_weights: Sequence[float] | None = None) -> BatchReport:
-    """Write every planned picture; a file that fails is reported and skipped, the rest go on."""
+    """Write every planned picture; in a batch a file that fails is reported and skipped and the
+    rest go on, while a single picture's failure is raised (the one error there is)."""
     report = BatchReport()
+    single = len(plan.targets) == 1
     for k, (style_paths, style_name) in enumerate(plan.style_sets):
         try:
             stylizer.set_style(style_paths, style_weights if plan.mixed else None)
         except StylizeError as e:
+            if single:
+                raise
             report.failed.append((style_name, str(e)))
             continue
         for c in plan.contents:
@@ -103,6 +107,8 @@ def stylize_images(plan: ImagePlan, stylizer: Stylizer, style_weights: Sequence[
                     save_image(out.temp, stylizer.stylize(load_image(c)))
                     out.commit()
             except StylizeError as e:
+                if single:
+                    raise
                 report.failed.append((c.name, str(e)))
                 continue
             report.written.append(target)

@@ -24,6 +24,13 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (the usage block is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _number(text: str, kind=float) -> float:
     try:
         value = kind(text)
@@ -163,7 +170,7 @@ def _tool_parsers(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="stylize", description="Restyle videos and pictures after any picture.")
+    parser = Parser(prog="stylize", description="Restyle videos and pictures after any picture.")
     parser.add_argument("--version", action="version", version=f"realtime-style {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _video_parser(sub.add_parser("video", help="stylise a video file (audio, frame rate and size kept)"))
@@ -180,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     _webcam_parser(sub.add_parser("webcam", help="stylise a webcam (or a file played live): preview window, "
                                                  "virtual camera, recording, network stream"))
     export = sub.add_parser("export-onnx", help="export a model's encoder and decoder graphs to ONNX")
-    export.add_argument("--model", default="default")
+    export.add_argument("--model", default="default", help="registered name or a .safetensors path")
     export.add_argument("-o", "--output", help="folder (default: the weights cache, keyed by the weights' hash)")
     export.add_argument("--cache-dir", help="the weights cache (default: user cache)")
     doctor = sub.add_parser("doctor", help="devices, backends, codecs and bundled models")
@@ -239,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
 def stylize_video_main(argv: list[str] | None = None) -> int:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="stylize-video",
-                                     description="Stylise a whole video after a picture; audio, frame rate and size kept.")
+    parser = Parser(prog="stylize-video",
+                    description="Stylise a whole video after a picture; audio, frame rate and size kept.")
     parser.add_argument("--version", action="version", version=f"realtime-style {__version__}")
     _video_parser(parser)
     args = parser.parse_args(argv)

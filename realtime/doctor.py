@@ -46,7 +46,10 @@ def report(cache_dir: str | None = None) -> str:
     lines.append(_line("PyAV", f"{av.__version__} ({', '.join(codecs)})"))
     lines.append(_line("weights cache", str(cache_root(cache_dir))))
     for name, spec in sorted(registry().items()):
-        states = ", ".join(file_status(wf, cache_dir) for wf in spec.files)
+        statuses = {wf.filename: file_status(wf, cache_dir) for wf in spec.files}
+        states = ", ".join(f"{f}: {st}" for f, st in statuses.items())
+        if "missing" in statuses.values():
+            states += f" (stylize models pull {name})"
         if all((models_dir() / name / "int8" / f"{part}.onnx").exists() for part in ("encoder", "decoder")):
             states += "; int8 graphs bundled (--backend onnxruntime-int8)"
         mark = " (default)" if name == default_model() else ""

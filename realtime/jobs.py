@@ -155,7 +155,7 @@ class VideoJob:
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            bar.close()
+            bar.close(finished=complete.is_set() and written > 0)
             stop.set()  # the decoder stops; the encoder still writes what is queued, then finalises
             _put_end(out_q, encoder)
             encoder.join(timeout=120)
@@ -193,7 +193,7 @@ class VideoJob:
             why = state.error or "the video stream decoded to no frames"
             raise BadVideoError(f"{self.input_path}: no frame was written ({why}); nothing saved")
         self.out.commit()
-        warnings = [state.error] if state.error else []
+        warnings = ([state.error] if state.error else []) + muxer.warnings
         if interrupted:
             warnings.append(f"interrupted; {written} frames written and the file finalised")
         w, h = muxer.size

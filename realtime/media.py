@@ -94,7 +94,9 @@ class MediaInput:
             raise BadVideoError(f"{self.name} has no video stream; pass a file with video in it")
         self.video = self.container.streams.video[0]
         self.video.thread_type = "AUTO"
-        self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        # a stream FFmpeg knows no decoder for (a damaged or exotic file) is no audio to us
+        self.audio = audio if audio is not None and audio.codec_context is not None else None
         self.rate: Fraction = self.video.average_rate or self.video.guessed_rate or Fraction(30)
         self._closed = False
 
@@ -107,9 +109,11 @@ class MediaInput:
         return int(round(seconds * float(self.rate))) if seconds else None
 
     def declared_seconds(self) -> float | None:
+        """The video stream's declared length; the container's only when it holds nothing else
+        (its duration covers the audio too, which may outlast the picture)."""
         if self.video.duration and self.video.time_base:
             return float(self.video.duration * self.video.time_base)
-        if self.container.duration:
+        if self.container.duration and len(self.container.streams) == 1:
             return self.container.duration / 1_000_000  # AV_TIME_BASE
         return None
 
@@ -150,10 +154,16 @@ def _open_file(av, path: Path):
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        hint = ("it may be truncated (an .mp4 whose recording stopped early has no index)"
-                if path.suffix.lower() in (".mp4", ".mov", ".m4v") and path.stat().st_size > 0 else
-                "pass an .mp4, .mkv, .mov or .webm file")
+        hint = ("it looks truncated (an .mp4 whose recording stopped early has no index); re-record or repair it"
+                if _looks_like_mp4(path) else "pass an .mp4, .mkv, .mov or .webm file")
         raise BadVideoError(f"{path} is not a video FFmpeg can read ({e.__class__.__name__}); {hint}") from e
+
+
+def _looks_like_mp4(path: Path) -> bool:
+    """An ISO media file starts with a box whose type is at bytes 4..8 (ftyp, or moov/mdat/free)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return len(head) >= 8 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
 
 
 class AudioPlan:
@@ -164,12 +174,14 @@ class AudioPlan:
         allowed = COPYABLE_AUDIO.get(suffix)
         name = in_stream.codec_context.name
         self.copy = allowed is None or name in allowed
+        rate = in_stream.codec_context.sample_rate or 48000
         if self.copy:
             self.out_stream = out_container.add_stream_from_template(in_stream)
             self.label = f"copied ({name})"
         else:
             av = import_av()
-            rate = in_stream.codec_context.sample_rate or 48000
+            if rate > 96000:  # AAC stops at 96 kHz: 192 kHz studio PCM is resampled to 48 kHz
+                rate = 48000
             self.out_stream = out_container.add_stream("aac", rate=rate)
             channels = in_stream.codec_context.channels or 2
             # AAC needs a named layout; PCM in Matroska often has only "N channels"
@@ -209,8 +221,14 @@ class Muxer:
         self.vout = self.dst.add_stream("libx264", rate=media.rate)
         self.vout.codec_context.time_base = media.video.time_base or Fraction(1, 90000)
         self.vout.options = {"crf": "18", "preset": "veryfast"}
-        use_audio = with_audio and media.audio is not None
-        self.audio = AudioPlan(media.audio, self.dst, output.suffix.lower()) if use_audio else None
+        self.warnings: list[str] = []
+        self.audio = None
+        if with_audio and media.audio is not None:
+            try:
+                self.audio = AudioPlan(media.audio, self.dst, output.suffix.lower())
+            except (AttributeError, ValueError, av.error.FFmpegError) as e:  # no codec, or one we cannot carry
+                self.warnings.append(f"the audio stream could not be carried over ({type(e).__name__}); "
+                                     f"the output has no sound")
         self.audio_q = audio_q
         self.size: tuple[int, int] | None = None
         self.frames = 0

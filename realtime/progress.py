@@ -19,7 +19,7 @@ class Progress:
     def update(self, n: int = 1) -> None:
         self.count += n
         now = time.perf_counter()
-        if self.enabled and now - self._last >= self._min_interval:
+        if self.enabled and now - (self._last or self.start) >= self._min_interval:
             self._last = now
             self._draw(now)
 
@@ -38,11 +38,18 @@ class Progress:
         sys.stderr.write(text + end)
         sys.stderr.flush()
 
-    def close(self) -> None:
-        if self.enabled:
+    def close(self, finished: bool = True) -> None:
+        """Draw the final state after a finished run; after a failed or interrupted one, clear
+        the bar so the error (or the summary) is the one line left."""
+        if not self.enabled:
+            return
+        if finished:
             self._draw(time.perf_counter())
             if sys.stderr.isatty():
                 sys.stderr.write("\n")
+        elif sys.stderr.isatty() and self._last:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
 
     @property
     def elapsed(self) -> float:

@@ -8,20 +8,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .errors import BadVideoError, CameraError
 from .frames import Frame, bgr_to_rgb
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV logs a dozen warnings for every backend that fails to open a camera index; we say
+    what went wrong in one line instead."""
+    import cv2
+
+    log = cv2.utils.logging
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
 
 
 def list_cameras(max_index: int = 6) -> list[int]:
     import cv2
 
     found = []
-    for i in range(max_index):
-        cap = cv2.VideoCapture(i)
-        if cap.isOpened():
-            found.append(i)
-        cap.release()
+    with quiet_opencv():
+        for i in range(max_index):
+            cap = cv2.VideoCapture(i)
+            if cap.isOpened():
+                found.append(i)
+            cap.release()
     return found
 
 
@@ -33,7 +50,8 @@ class CameraSource:
         import cv2
 
         self._cv2 = cv2
-        self.cap = cv2.VideoCapture(index)
+        with quiet_opencv():
+            self.cap = cv2.VideoCapture(index)
         if not self.cap.isOpened():
             found = list_cameras()
             listed = ", ".join(map(str, found)) if found else "none"

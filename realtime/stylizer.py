@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .adain import keep_content_colour, match_colour, mix_style_stats
-from .errors import BackendUnavailableError, BadSettingError, InputTooLargeError
+from .errors import BackendUnavailableError, BadSettingError, InputTooLargeError, WeightsError
 from .frames import check_rgb8, rgb8_to_tensor, tensor_to_rgb8
 from .images import load_image, resize_long_side
 from .model import StatsByTap, StyleModel, load_model
@@ -21,6 +21,7 @@ from .temporal import DEFAULT_STRENGTH, TemporalConfig, TemporalSmoother
 StyleInput = str | os.PathLike | np.ndarray
 PRESERVE_MODES = ("luminance", "match")
 MAX_UNGUIDED_SIDE = 4096  # larger frames need --max-size (8K at full size needs several GB)
+MIN_SMOOTH_SIDE = 16  # px: below this the optical flow has no pyramid to work on
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -100,6 +101,9 @@ class Stylizer:
                                   f"got {list(weights)} for {len(images)} styles")
         weights = list(weights) if weights is not None else None
         stats = None if self.preserve_color == "match" else self._encode_styles(None, images, weights)
+        if stats is not None and not all(bool(torch.isfinite(t).all()) for pair in stats.values() for t in pair):
+            raise WeightsError(f"the model {self.model.name} gives NaN or infinite statistics for this style; "
+                               f"its weights are damaged (check with 'stylize models verify')")
         # one assignment: a stylize() running on another thread sees the old style or the new one
         self._style_state = (images, weights, stats)
         self.style_names = names
@@ -179,10 +183,12 @@ class Stylizer:
         if stats is None:  # preserve_color="match": recolour the style to this clip once
             stats = self._encode_styles(rgb8_to_tensor(work, self.device), images, weights)
             self._style_state = (images, weights, stats)
-        if self.temporal:
+        # optical flow needs some room: frames under MIN_SMOOTH_SIDE px are stylised without smoothing
+        smooth = self.temporal and min(work.shape[:2]) >= MIN_SMOOTH_SIDE
+        if smooth:
             self.smoother.begin(work)
         feats, content_stats = self.backend.encode(self._pad_frame(work))
-        if self.temporal:
+        if smooth:
             content_stats = self.smoother.smooth_stats(content_stats)
         out = self.backend.decode(feats, content_stats, stats, self.alpha)
         if out.shape[:2] != work.shape[:2]:
@@ -190,7 +196,7 @@ class Stylizer:
         if self.preserve_color == "luminance":
             y = keep_content_colour(rgb8_to_tensor(out), rgb8_to_tensor(work))
             out = tensor_to_rgb8(y)
-        if self.temporal:
+        if smooth:
             out = self.smoother.blend(out)
         if out.shape[:2] != (h, w):
             import cv2

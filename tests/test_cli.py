@@ -192,3 +192,13 @@ def test_tools_work_from_an_installed_copy(tmp_path, style_image, teacher_path):
     installed("eval", "temporal", "--data", data, "--clips", "clip.mp4", "--styles", "1", "--frames", "4",
               "--width", "64", "--out", tmp_path / "t")
     assert (tmp_path / "t" / "report.json").exists()
+
+
+def test_cli_constants_match_the_library():
+    """The CLI writes these out so that --help need not import torch; they must agree."""
+    from realtime import cli
+    from realtime.backends import BACKENDS
+    from realtime.tools.bench import SIZES
+
+    assert tuple(SIZES) == cli.BENCH_SIZES
+    assert set(cli.BACKENDS) == {"auto", *BACKENDS}

@@ -22,7 +22,8 @@ from torch import nn
 
 from ..adain import calc_mean_std
 
-SIZES = {"256x256": (256, 256), "640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+SIZES = {"256x256": (256, 256), "640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920),
+         "3840x2160": (2160, 3840)}
 
 
 def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, seconds: float = 0.5) -> float:

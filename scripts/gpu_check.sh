@@ -7,20 +7,21 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/gpu_check}"
+py="${PYTHON:-python}"  # the interpreter of the environment with the CUDA build of torch
 mkdir -p "$out"
-python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+"$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || { echo "gpu_check: torch sees no CUDA GPU here" >&2; exit 2; }
-python -m pytest -q -m requires_cuda -rs --junitxml="$out/tests.xml" tests/ | tee "$out/tests.txt"
+"$py" -m pytest -q -m requires_cuda -rs --junitxml="$out/tests.xml" tests/ | tee "$out/tests.txt"
 tests_rc=${PIPESTATUS[0]}
 style=$(ls ../shared/data/style/eval/*.jpg 2>/dev/null | head -1)
 if [ -z "$style" ]; then
     style="$out/style.png"
-    python -c "import numpy as np; from PIL import Image; Image.fromarray((np.random.rand(256,256,3)*255).astype('uint8')).save('$style')"
+    "$py" -c "import numpy as np; from PIL import Image; Image.fromarray((np.random.rand(256,256,3)*255).astype('uint8')).save('$style')"
 fi
-python -m realtime bench --device cuda --style "$style" --sizes 1280x720 1920x1080 3840x2160 --no-peer \
+"$py" -m realtime bench --device cuda --style "$style" --sizes 1280x720 1920x1080 3840x2160 --no-peer \
     --backend torch --backend onnxruntime --backend tensorrt --json "$out/bench.json" | tee "$out/bench.txt"
 bench_rc=${PIPESTATUS[0]}
-python - "$out" "$tests_rc" "$bench_rc" <<'PY'
+"$py" - "$out" "$tests_rc" "$bench_rc" <<'PY'
 import json, sys
 from pathlib import Path
 out, tests_rc, bench_rc = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

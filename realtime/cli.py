@@ -69,6 +69,20 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _count0(text: str) -> int:
+    value = int(_number(text, int))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
 def _max_size(text: str) -> int:
     value = int(_number(text, int))
     if value < MIN_SIZE:
@@ -122,15 +136,40 @@ def _temporal_options(p: argparse.ArgumentParser) -> None:
                    help="0..0.99: weight of the motion-compensated previous frame (default %(default)s)")
 
 
+def _scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_count, default=1, metavar="N",
+                   help="split each video into chunks stylised by N worker processes (default 1: one process)")
+    p.add_argument("--chunk-seconds", type=_positive, default=10.0, metavar="S", help="chunk length (default 10)")
+    p.add_argument("--warmup", type=_count0, default=15, metavar="K",
+                   help="frames stylised and discarded before each chunk, so smoothing has settled at the seam")
+    p.add_argument("--cluster", metavar="auto|ray://HOST:PORT",
+                   help="run the workers on Ray: auto starts it here, ray://... joins a cluster ($RAY_ADDRESS too)")
+    p.add_argument("--threads-per-worker", type=_count, metavar="T",
+                   help="intra-op threads per worker (default: the cores divided among the workers)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="one x264 thread per part (slower; x264's threaded rate control varies from run to run)")
+
+
 def _video_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="video file")
+    p.add_argument("input", nargs="+", help="video file (several: a batch into the -o folder)")
     p.add_argument("-o", "--output", help="output video (.mp4, .mkv, .mov); default: INPUT_stylized.mp4 beside it")
     _add_style_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file (only once "
                                                             "the new one is finished)")
     _temporal_options(p)
+    _scale_options(p)
     p.add_argument("--json", action="store_true", help="print a machine-readable summary (progress still on stderr)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _batch_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, pictures, folders of them, or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the outputs (created)")
+    _add_style_options(p)
+    _temporal_options(p)
+    _scale_options(p)
+    p.add_argument("--json", action="store_true", help="print the per-file (and per-chunk) summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _webcam_parser(cam: argparse.ArgumentParser) -> None:
@@ -182,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"realtime-style {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _video_parser(sub.add_parser("video", help="stylise a video file (audio, frame rate and size kept)"))
+    _batch_parser(sub.add_parser("batch", help="stylise many videos and pictures into a folder; a rerun skips "
+                                               "what is complete"))
     img = sub.add_parser("image", help="stylise a picture, or every picture in a folder")
     img.add_argument("content", help="picture or folder of pictures")
     img.add_argument("-o", "--output", help="output picture, or folder for batches (default: CONTENT_stylized.png "
@@ -224,7 +265,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .commands import COMMANDS
     from .errors import StylizeError
 
-    if args.command in ("video", "image", "webcam"):
+    if args.command in ("video", "batch", "image", "webcam"):
         _check_style_weights(parser, args)
     _install_signals()
     try:

@@ -21,19 +21,107 @@ def _make_stylizer(args: argparse.Namespace, temporal: bool = False, temporal_st
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    if len(args.input) > 1:  # several inputs: a batch into the -o folder (or beside the first input)
+        outdir = Path(args.output) if args.output else Path(args.input[0]).parent
+        return _batch(args, args.input, outdir)
+    if args.workers > 1 or args.cluster:
+        return _chunked_video(args)
     from .jobs import VideoJob
 
     # the input is opened and the output checked before the model loads
-    with VideoJob(args.input, args.output, overwrite=args.overwrite, progress=not args.quiet,
+    with VideoJob(args.input[0], args.output, overwrite=args.overwrite, progress=not args.quiet,
                   inputs=tuple(Path(s) for s in args.style)) as job:
         stylizer = _make_stylizer(args, args.temporal == "on", args.temporal_strength)
         stylizer.set_style(args.style, args.style_weights)
         job.settings = stylizer.describe()
         summary = job.run(stylizer.stylize)
+    _report(summary, args.json)
+    return 0
+
+
+def _report(summary, as_json: bool) -> None:
     for w in summary.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print(json.dumps(summary.to_dict()) if args.json else summary.line())
+    print(json.dumps(summary.to_dict()) if as_json else summary.line())
+
+
+def _worker_spec(args: argparse.Namespace):
+    from .engines import WorkerSpec
+
+    return WorkerSpec(model=args.model, device="cpu" if args.device == "auto" else args.device,
+                      backend=args.backend, alpha=args.alpha, preserve_color=args.preserve_color,
+                      max_size=args.max_size, temporal=args.temporal == "on",
+                      temporal_strength=args.temporal_strength, cache_dir=args.cache_dir,
+                      threads=args.threads_per_worker or 0)
+
+
+def _chunked_video(args: argparse.Namespace, input_path: str | None = None, output: str | None = None,
+                   overwrite: bool | None = None):
+    from .scaleout import ChunkedVideoJob
+
+    job = ChunkedVideoJob(input_path or args.input[0], output if output is not None else args.output,
+                          _worker_spec(args), styles=[Path(s) for s in args.style], weights=args.style_weights,
+                          workers=max(1, args.workers), chunk_seconds=args.chunk_seconds, warmup=args.warmup,
+                          cluster=args.cluster, overwrite=args.overwrite if overwrite is None else overwrite,
+                          progress=not args.quiet, deterministic=args.deterministic)
+    summary = job.run()
+    if input_path is not None:
+        return summary
+    _report(summary, args.json)
     return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    return _batch(args, args.inputs, Path(args.output))
+
+
+def _batch(args: argparse.Namespace, specs: list[str], outdir: Path) -> int:
+    from .multi import expand_inputs, items_json, plan_batch, run_batch, summary_table
+
+    items = plan_batch(expand_inputs(specs), [Path(s) for s in args.style], outdir)
+    stylizer = _make_stylizer(args, args.temporal == "on", args.temporal_strength)
+    settings = {k: getattr(args, k) for k in ("model", "alpha", "preserve_color", "max_size", "temporal",
+                                               "temporal_strength", "style_weights")}
+    current: dict = {}
+
+    def do_item(item) -> None:
+        key = tuple(item.styles)
+        if current.get("styles") != key:
+            stylizer.set_style(item.styles, args.style_weights if len(item.styles) == len(args.style) else None)
+            current["styles"] = key
+        stylizer.reset()
+        if item.kind == "image":
+            _stylize_one_image(stylizer, item)
+        elif args.workers > 1 or args.cluster:
+            summary = _chunked_video(args, str(item.input), str(item.output), overwrite=True)
+            item.frames, item.chunks = summary.frames, summary.settings.get("chunks", [])
+        else:
+            from .jobs import VideoJob
+
+            with VideoJob(item.input, item.output, overwrite=True, progress=not args.quiet,
+                          inputs=tuple(item.styles)) as job:
+                item.frames = job.run(stylizer.stylize).frames
+
+    try:
+        run_batch(items, settings, do_item, lambda line: print(line, file=sys.stderr))
+    except KeyboardInterrupt:
+        print(summary_table(items), file=sys.stderr)
+        raise
+    if args.json:
+        print(json.dumps({"items": items_json(items), "settings": stylizer.describe()}, indent=1))
+    else:
+        print(summary_table(items))
+    return 1 if any(it.status == "failed" for it in items) else 0
+
+
+def _stylize_one_image(stylizer, item) -> None:
+    from .images import load_image, save_image
+    from .outputs import OutputFile
+
+    with OutputFile(item.output, inputs=(item.input, *item.styles), overwrite=True) as out:
+        save_image(out.temp, stylizer.stylize(load_image(item.input)))
+        out.commit()
+    item.frames = 1
 
 
 def cmd_image(args: argparse.Namespace) -> int:
@@ -205,5 +293,5 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"video": cmd_video, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
+COMMANDS = {"video": cmd_video, "batch": cmd_batch, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
             "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval, "webcam": cmd_webcam}

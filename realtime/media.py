@@ -213,14 +213,18 @@ class Muxer:
     """The output container: H.264 video at the input's timing, audio interleaved as video
     time advances. ``finish`` is idempotent and always closes the file."""
 
-    def __init__(self, output: Path, media: MediaInput, audio_q: queue.Queue, with_audio: bool = True):
+    def __init__(self, output: Path, media: MediaInput, audio_q: queue.Queue, with_audio: bool = True,
+                 options: dict[str, str] | None = None, threads: int | None = None):
         av = import_av()
         self._av = av
         self.dst = av.open(str(output), "w")
         self.rate = media.rate
         self.vout = self.dst.add_stream("libx264", rate=media.rate)
         self.vout.codec_context.time_base = media.video.time_base or Fraction(1, 90000)
-        self.vout.options = {"crf": "18", "preset": "veryfast"}
+        self.vout.options = {"crf": "18", "preset": "veryfast", **(options or {})}
+        if threads:  # one thread: x264's rate control then decides the same way on every run
+            self.vout.codec_context.thread_count = threads
+            self.vout.codec_context.thread_type = "SLICE"
         self.warnings: list[str] = []
         self.audio = None
         if with_audio and media.audio is not None:

@@ -108,6 +108,28 @@ class Stylizer:
         self._style_state = (images, weights, stats)
         self.style_names = names
 
+    def style_stats(self, first_frame: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The style statistics every frame uses, as arrays (to hand to other processes).
+        With preserve_color="match" they depend on the clip: give its first frame."""
+        images, weights, stats = self._style_state
+        if stats is None:
+            if first_frame is None:
+                raise BadSettingError("preserve_color='match' needs the clip's first frame to fix its colours")
+            stats = self._encode_styles(rgb8_to_tensor(first_frame, self.device), images, weights)
+        return {tap: (m.cpu().numpy(), s.cpu().numpy()) for tap, (m, s) in stats.items()}
+
+    def use_style_stats(self, stats: dict[str, tuple[np.ndarray, np.ndarray]], names: list[str] | None = None) -> None:
+        """Stylise with statistics computed elsewhere (``style_stats`` of another Stylizer), so
+        every worker of a chunked job paints with exactly the same style."""
+        tensors = {tap: (torch.from_numpy(m).to(self.device), torch.from_numpy(s).to(self.device))
+                   for tap, (m, s) in stats.items()}
+        if set(tensors) != set(self.model.taps):
+            raise BadSettingError(f"style statistics for taps {sorted(tensors)}, the model has {list(self.model.taps)}")
+        self._style_state = ([], None, tensors)
+        self.style_names = list(names or ["<statistics>"])
+        if self.preserve_color == "match":  # the colours were fixed when the statistics were made
+            self.preserve_color = None
+
     def describe(self) -> dict:
         """What makes the pictures: model, backend, style(s) and settings (for summaries)."""
         return {"model": self.model.name, "backend": self.backend.name, "device": str(self.device),
@@ -140,7 +162,7 @@ class Stylizer:
     def reset(self) -> None:
         """Forget state tied to a clip: temporal history and the colour reference of 'match'."""
         self.smoother.reset()
-        if self.preserve_color == "match":
+        if self.preserve_color == "match" and self._styles:
             self._style_state = (self._styles, self._weights, None)
 
     # --- frames ---------------------------------------------------------------------------
@@ -168,7 +190,7 @@ class Stylizer:
     @torch.inference_mode()
     def stylize(self, frame: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) RGB -> stylised uint8 (H, W, 3) RGB of the same size."""
-        if not self._styles:
+        if not self._styles and self._stats is None:
             raise RuntimeError("call set_style(...) before stylize(...)")
         check_rgb8(frame)
         h, w = frame.shape[:2]

@@ -114,9 +114,11 @@ def pattern(h: int, w: int, t: int = 0) -> np.ndarray:
 
 def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), rate: Fraction | int = 24,
               audio: bool = True, rotation: int | None = None, pix_fmt: str | None = None,
-              audio_seconds: float | None = None) -> Path:
+              audio_seconds: float | None = None, x264: dict | None = None, pts: list[int] | None = None,
+              time_base: Fraction | None = None) -> Path:
     """An H.264 clip (optionally with a 440 Hz AAC track, as long as the video unless
-    ``audio_seconds`` says otherwise, and rotation metadata)."""
+    ``audio_seconds`` says otherwise, and rotation metadata). ``x264`` sets encoder options (a
+    GOP, B-frames); ``pts`` with ``time_base`` gives each frame its own timestamp (variable rate)."""
     import av
 
     w, h = size
@@ -124,6 +126,10 @@ def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), ra
         v = c.add_stream("libx264", rate=rate)
         v.width, v.height = w, h
         v.pix_fmt = pix_fmt or ("yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p")
+        if x264:
+            v.options = dict(x264)
+        if time_base is not None:
+            v.codec_context.time_base = time_base
         if rotation is not None:
             v.set_display_rotation(rotation)
         a = None
@@ -135,7 +141,9 @@ def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), ra
         sent = 0
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(pattern(h, w, i), format="rgb24")
-            f.pts = i
+            f.pts = pts[i] if pts is not None else i
+            if time_base is not None:
+                f.time_base = time_base
             c.mux(v.encode(f))
             # interleave: audio up to the end of this frame, as real recordings are laid out
             until = min(n_audio, int((i + 1) / float(rate) * 44100))

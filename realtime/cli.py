@@ -191,6 +191,28 @@ def _webcam_parser(cam: argparse.ArgumentParser) -> None:
     _add_style_options(cam)
 
 
+def _studio_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--camera", default="0", help="webcam index, video file, or stream URL (default 0)")
+    p.add_argument("--loop", action="store_true", help="repeat a video file source")
+    p.add_argument("--styles", action="append", default=[], metavar="DIR|IMG",
+                   help="style pictures for the gallery: a folder or a picture; repeatable")
+    p.add_argument("--port", type=_count, default=8765, help="port (default 8765)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; other hosts need the token "
+                        "printed at start)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--record-dir", default=".", help="where recordings go")
+    p.add_argument("--upload-limit-mb", type=_count, default=150, help="largest upload accepted (default 150 MB)")
+    p.add_argument("--target-fps", type=_positive, metavar="N", help="as for stylize webcam")
+    p.add_argument("--no-adapt", action="store_true", help="always process at full resolution")
+    _temporal_options(p)
+    p.add_argument("--model", default="default", help="registered name (see 'stylize models list') or a path")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default auto)")
+    p.add_argument("--max-size", type=_max_size, metavar="N", help="stylise at most N px on the long side")
+    p.add_argument("--cache-dir", help="where downloaded weights and exported graphs are kept")
+
+
 def _tool_parsers(sub) -> None:
     bench = sub.add_parser("bench", help="time every backend at several sizes, and the peers")
     bench.add_argument("--style", required=True, help="style picture used for the timing")
@@ -239,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", default="default", help="registered name or a .safetensors path")
     export.add_argument("-o", "--output", help="folder (default: the weights cache, keyed by the weights' hash)")
     export.add_argument("--cache-dir", help="the weights cache (default: user cache)")
+    _studio_parser(sub.add_parser("studio", help="a local web page: pick styles, tune them live, render files, "
+                                                 "feed OBS ([studio] extra)"))
     doctor = sub.add_parser("doctor", help="devices, backends, codecs and bundled models")
     doctor.add_argument("--cache-dir", help="the weights cache (default: user cache)")
     _tool_parsers(sub)

@@ -293,5 +293,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"video": cmd_video, "batch": cmd_batch, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
+def cmd_studio(args: argparse.Namespace) -> int:
+    from .errors import StylizeError
+
+    try:
+        import uvicorn  # noqa: F401 - checked here so the message names the extra
+        from .studio.app import LOCAL, create_app
+        from .studio.studio import Studio
+    except ImportError as e:
+        raise StylizeError(f"stylize studio needs the [studio] extra: pip install 'realtime-style[studio]' "
+                           f"({e.name} is missing)") from e
+    import socket
+
+    with socket.socket() as probe:  # a busy port is one line now, not a traceback once the model is loaded
+        if probe.connect_ex((args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port)) == 0:
+            raise StylizeError(f"port {args.port} is in use; pass --port N")
+    args.alpha, args.preserve_color = 1.0, None
+    styles = [Path(s) for s in args.styles] or []
+    for path in styles:
+        if not path.exists():
+            from .errors import InputNotFoundError
+
+            raise InputNotFoundError(f"style not found: {path}")
+
+    def make(temporal: bool):
+        return _make_stylizer(args, temporal, args.temporal_strength)
+
+    with Studio(args.camera, make, styles, loop=args.loop, record_dir=Path(args.record_dir),
+                target_fps=args.target_fps, adapt=not args.no_adapt) as studio:
+        app = create_app(studio, upload_limit=args.upload_limit_mb * 2**20)
+        query = "" if args.host in LOCAL else f"?token={app.state.token}"
+        url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}/{query}"
+        print(f"studio: {url}  (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        if not args.no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+        studio.start()
+        _serve(app, args.host, args.port)
+    return 0
+
+
+def _serve(app, host: str, port: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(config).run()
+
+
+COMMANDS = {"studio": cmd_studio, "video": cmd_video, "batch": cmd_batch, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
             "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval, "webcam": cmd_webcam}

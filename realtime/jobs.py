@@ -105,9 +105,11 @@ class VideoJob:
     def close(self) -> None:
         self.media.close()
 
-    def run(self, process: Process) -> VideoSummary:
+    def run(self, process: Process, on_frame: Callable[[int, int | None], None] | None = None) -> VideoSummary:
         """Stylise every frame; on an error the frames written so far are kept in a playable
-        file under the output's name, unless that would replace an existing file."""
+        file under the output's name, unless that would replace an existing file. ``on_frame``
+        hears (frames done, frames expected or None) after each frame."""
+        self._on_frame = on_frame
         self._muxer: Muxer | None = None
         with self.out:
             try:
@@ -153,6 +155,8 @@ class VideoJob:
                     break
                 written += 1
                 bar.update()
+                if self._on_frame is not None:
+                    self._on_frame(written, self.media.total_frames)
             if not stop.is_set():
                 complete.set()
         except KeyboardInterrupt:

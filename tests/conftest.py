@@ -162,6 +162,33 @@ def make_clip(path: Path, frames: int = 24, size: tuple[int, int] = (64, 48), ra
     return path
 
 
+def make_pcm_clip(path: Path, frames: int, size: tuple[int, int], rate: int, audio_rate: int, channels: int,
+                  seconds: float) -> Path:
+    """An .mkv of H.264 video and 16-bit PCM audio (a 440 Hz tone) at any sample rate."""
+    import av
+
+    w, h = size
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=rate)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=audio_rate)
+        a.layout = layout
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(pattern(h, w, i), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        n = int(seconds * audio_rate)
+        tone = (np.sin(2 * np.pi * 440 * np.arange(n) / audio_rate) * 8000).astype(np.int16)
+        af = av.AudioFrame.from_ndarray(np.repeat(tone[None], channels, axis=0).T.reshape(1, -1).copy(),
+                                        format="s16", layout=layout)
+        af.sample_rate, af.pts = audio_rate, 0
+        c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    return path
+
+
 def probe(path: Path) -> dict:
     """Frame count (decoded), size, rate, rotation and audio duration of a file, via PyAV."""
     import av

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_clip, pattern, probe
+from conftest import make_clip, make_pcm_clip, pattern, probe
 from realtime import cli
 
 
@@ -258,25 +258,8 @@ def test_empty_style_folder(world, capsys, tmp_path):
 
 
 def test_192_khz_audio_is_resampled_for_aac(world, capsys, tmp_path):
-    import av
-
-    src = tmp_path / "hires.mkv"
-    with av.open(str(src), "w") as c:
-        v = c.add_stream("libx264", rate=24)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("pcm_s16le", rate=192000)
-        a.layout = "stereo"
-        for i in range(12):
-            frame = av.VideoFrame.from_ndarray(pattern(48, 64, i), format="rgb24")
-            frame.pts = i
-            c.mux(v.encode(frame))
-        samples = (np.sin(np.arange(96000) / 192000 * 2 * np.pi * 440) * 8000).astype(np.int16)
-        af = av.AudioFrame.from_ndarray(np.stack([samples, samples]).reshape(1, -1), format="s16", layout="stereo")
-        af.sample_rate = 192000
-        af.pts = 0
-        c.mux(a.encode(af))
-        c.mux(a.encode(None))
-        c.mux(v.encode(None))
+    src = make_pcm_clip(tmp_path / "hires.mkv", frames=12, size=(64, 48), rate=24, audio_rate=192000, channels=2,
+                        seconds=0.5)
     out = tmp_path / "o.mp4"
     code, _, err = run(capsys, "video", src, "--style", world["style"], "--model", world["model"], "-o", out,
                        "--quiet")

@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from conftest import make_clip, pattern, probe
+from conftest import make_clip, make_pcm_clip, pattern, probe
 from realtime.errors import BadVideoError, InputNotFoundError, OutputError
 from realtime.stylizer import Stylizer
 from realtime.jobs import VideoJob
@@ -106,24 +106,8 @@ def test_rotation_metadata_is_applied(tmp_path):
 
 
 def test_audio_is_transcoded_when_the_container_needs_it(tmp_path, stylizer):
-    import av
-
-    src = tmp_path / "pcm.mkv"
-    with av.open(str(src), "w") as c:
-        v = c.add_stream("libx264", rate=10)
-        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
-        a = c.add_stream("pcm_s16le", rate=16000)
-        a.layout = "mono"
-        for i in range(10):
-            f = av.VideoFrame.from_ndarray(pattern(32, 32, i), format="rgb24")
-            f.pts = i
-            c.mux(v.encode(f))
-        c.mux(v.encode(None))
-        samples = (np.sin(np.arange(16000) / 5) * 8000).astype(np.int16)[None]
-        af = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-        af.sample_rate, af.pts = 16000, 0
-        c.mux(a.encode(af))
-        c.mux(a.encode(None))
+    src = make_pcm_clip(tmp_path / "pcm.mkv", frames=10, size=(32, 32), rate=10, audio_rate=16000, channels=1,
+                        seconds=1.0)
     out = tmp_path / "out.mp4"
     summary = stylize_video(src, out, process=stylizer.stylize, progress=False)
     assert "aac" in summary.audio

@@ -21,7 +21,8 @@ Rerunning the same command resumes from runs/lite/last.pt.
 """
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
+    """Flags named as TrainConfig's fields, so every flag given overrides its field."""
     p = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="run folder: checkpoints, train.log, config.json")
     p.add_argument("--teacher", required=True, help="vgg16_imagenet_caffe.safetensors")
@@ -52,6 +53,13 @@ def main(argv: list[str] | None = None) -> None:
                              ("--distill-weight", float, "weight of the L1 to the --distill-from outputs"),
                              ("--distill-margin", int, "border pixels the distillation ignores")):
         p.add_argument(flag, type=kind, help=text)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    from dataclasses import fields
+
+    p = _parser()
     args = p.parse_args(argv)
 
     from .trainer import Trainer, TrainConfig, checkpoint_student, setup_logging
@@ -62,18 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     base = {"content_dir": str(data / "content/train"), "style_dir": str(data / "style/train"), "teacher": args.teacher}
     if cfg_path.exists():  # resuming: the stored config wins, flags may extend step counts
         base.update(json.loads(cfg_path.read_text()))
-    overrides = {k: v for k, v in {"distill_steps": args.distill_steps, "adain_steps": args.adain_steps,
-                                   "batch": args.batch, "crop": args.crop, "style_weight": args.style_weight,
-                                   "student": args.student, "seed": args.seed, "threads": args.threads,
-                                   "init_from": args.init_from, "adain_lr": args.adain_lr,
-                                   "encoder_lr": args.encoder_lr, "short_side": args.short_side,
-                                   "max_zoom_out": args.max_zoom_out,
-                                   "adain_content_weight": args.adain_content_weight,
-                                   "perceptual_content_weight": args.perceptual_content_weight,
-                                   "style_distance_weight": args.style_distance_weight,
-                                   "style_max_side": args.style_max_side, "distill_from": args.distill_from,
-                                   "distill_weight": args.distill_weight,
-                                   "distill_margin": args.distill_margin}.items() if v is not None}
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                 if f.name != "teacher" and getattr(args, f.name, None) is not None}
     if args.init_from and args.student is None and not cfg_path.exists():  # same network as the run it starts from
         inherited = checkpoint_student(args.init_from)
         if inherited is not None:

@@ -38,6 +38,7 @@ class Studio:
         self.file_names: dict[str, str] = {}
         self._queue: queue.Queue[RenderJob] = queue.Queue()
         self._held: np.ndarray | None = None
+        self._style_lock, self._style_seq = threading.Lock(), 0
         self._threads: list[threading.Thread] = []
 
     def _setup_live(self, record_dir: Path, target_fps: float | None, adapt: bool) -> None:
@@ -102,13 +103,12 @@ class Studio:
             if sid not in self.gallery.paths:
                 raise KeyError(sid)
             self.current, self.blend = sid, None
-            path = self.gallery.paths[sid]
-            c.submit(lambda: s.set_style(path))
+            self._encode_style(self.gallery.paths[sid])
         if "blend" in changes and changes["blend"]:
             a, b, t = changes["blend"]["a"], changes["blend"]["b"], float(changes["blend"]["t"])
             paths = [self.gallery.paths[a], self.gallery.paths[b]]
             self.blend = {"a": a, "b": b, "t": t}
-            c.submit(lambda: s.set_style(paths, [1.0 - t, t]))
+            self._encode_style(paths, [1.0 - t, t])
         if "alpha" in changes:
             alpha = min(1.0, max(0.0, float(changes["alpha"])))
             c.submit(lambda: setattr(s, "alpha", alpha))
@@ -123,6 +123,20 @@ class Studio:
             c.submit(lambda: setattr(c, "style_on", on))
         if "hold" in changes:
             self._held = self.last_input.copy() if changes["hold"] and self.last_input is not None else None
+
+    def _encode_style(self, paths, weights=None) -> None:
+        """Encode off the inference thread (tens of ms); the Stylizer swaps the style in between
+        frames. Requests are taken in order, so the last one clicked wins."""
+        with self._style_lock:
+            self._style_seq += 1
+            seq = self._style_seq
+
+        def work():
+            with self._style_lock:
+                if seq == self._style_seq:
+                    self.stylizer.set_style(paths, weights)
+
+        threading.Thread(target=work, daemon=True).start()
 
     def state(self) -> dict:
         s = self.stylizer

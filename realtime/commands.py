@@ -76,6 +76,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace, specs: list[str], outdir: Path) -> int:
+    from .errors import StylizeError
     from .multi import expand_inputs, items_json, plan_batch, run_batch, summary_table
 
     items = plan_batch(expand_inputs(specs), [Path(s) for s in args.style], outdir)
@@ -85,6 +86,12 @@ def _batch(args: argparse.Namespace, specs: list[str], outdir: Path) -> int:
     current: dict = {}
 
     def do_item(item) -> None:
+        if getattr(item, "ray_status", None):  # made on Ray already
+            status, message = item.ray_status
+            if status != "done":
+                raise StylizeError(message)
+            item.frames = 1
+            return
         key = tuple(item.styles)
         if current.get("styles") != key:
             stylizer.set_style(item.styles, args.style_weights if len(item.styles) == len(args.style) else None)
@@ -102,8 +109,15 @@ def _batch(args: argparse.Namespace, specs: list[str], outdir: Path) -> int:
                           inputs=tuple(item.styles)) as job:
                 item.frames = job.run(stylizer.stylize).frames
 
+    from contextlib import nullcontext
+
+    from .engines import ray_session
+
     try:
-        run_batch(items, settings, do_item, lambda line: print(line, file=sys.stderr))
+        with ray_session(None if args.cluster == "auto" else args.cluster) if args.cluster else nullcontext():
+            if args.cluster:  # one Ray for the whole batch: pictures through Ray Data, then videos in chunks
+                _ray_images(args, items, settings)
+            run_batch(items, settings, do_item, lambda line: print(line, file=sys.stderr))
     except KeyboardInterrupt:
         print(summary_table(items), file=sys.stderr)
         raise
@@ -112,6 +126,28 @@ def _batch(args: argparse.Namespace, specs: list[str], outdir: Path) -> int:
     else:
         print(summary_table(items))
     return 1 if any(it.status == "failed" for it in items) else 0
+
+
+def _ray_images(args: argparse.Namespace, items: list, settings: dict) -> None:
+    """On a cluster the pictures go through Ray Data in one pass; run_batch then sees them done
+    (or failed) and records them, and the videos run chunk by chunk on Ray after."""
+    from dataclasses import replace
+
+    from .engines import default_threads, run_ray_images
+    from .multi import Manifest, settings_key
+
+    manifest = Manifest(items[0].output.parent) if items else None
+    todo = [it for it in items if it.kind == "image" and it.input.exists()
+            and not manifest.complete(it, settings_key(it, settings))]
+    if not todo:
+        return
+    spec = replace(_worker_spec(args), threads=args.threads_per_worker or default_threads(args.workers))
+    rows = run_ray_images(spec, [(str(it.input), str(it.output), it.styles) for it in todo], max(1, args.workers),
+                          args.style_weights, None if args.cluster == "auto" else args.cluster)
+    by_output = {r["output"]: r for r in rows}
+    for it in todo:
+        r = by_output.get(str(it.output), {"status": "failed", "message": "no result from Ray"})
+        it.ray_status = (r["status"], r["message"])
 
 
 def _stylize_one_image(stylizer, item) -> None:

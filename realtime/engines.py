@@ -15,6 +15,7 @@ storage); a worker that cannot open the input says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -53,7 +54,8 @@ class WorkerSpec:
                      backend=self.backend, temporal=self.temporal, temporal_strength=self.temporal_strength,
                      cache_dir=self.cache_dir, backend_options={"threads": self.threads}
                      if self.backend.startswith("onnxruntime") else None)
-        s.use_style_stats(self.style_stats, list(self.style_names))
+        if self.style_stats:  # else the caller sets styles per item (image batches)
+            s.use_style_stats(self.style_stats, list(self.style_names))
         if self.preserve_color == "luminance":
             s.preserve_color = "luminance"
         return s
@@ -132,16 +134,28 @@ def run_ray(spec: WorkerSpec, tasks: list[ChunkTask], workers: int, on_frames: C
     """Run the tasks on ``workers`` Ray actors (restarted and retried when killed); ``on_retry``
     hears how many chunk runs were retries so far. Ray's own messages (a lost worker, say) go to
     stderr: stdout is ours (``--json``)."""
-    import contextlib
+    with ray_session(address):
+        return _run_ray(spec, tasks, workers, on_frames, address, on_retry)
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None):
+    """Ray up for the duration (started or joined here, or already up: then left as it is), its
+    messages on stderr (stdout is ours: --json), and shut down here if it was started here, so
+    its last log summary is not printed over our output at exit."""
     import sys
 
     with contextlib.redirect_stdout(sys.stderr):
         try:
-            return _run_ray(spec, tasks, workers, on_frames, address, on_retry)
-        finally:
             import ray
-
-            if ray.is_initialized():  # its last log summary is printed here, not over our stdout at exit
+        except ImportError as e:
+            raise StylizeError("--cluster needs Ray: pip install 'realtime-style[ray]' (on every node)") from e
+        owner = not ray.is_initialized()
+        _ray(address)
+        try:
+            yield ray
+        finally:
+            if owner and ray.is_initialized():
                 ray.shutdown()
 
 
@@ -198,10 +212,8 @@ class _RayWorker:
 
 
 def _ray(address: str | None):
-    try:
-        import ray
-    except ImportError as e:
-        raise StylizeError("--cluster needs Ray: pip install 'realtime-style[ray]' (on every node)") from e
+    import ray
+
     if not ray.is_initialized():
         import logging
 
@@ -214,3 +226,48 @@ def _ray(address: str | None):
 def _ray_reason(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return next((line for line in reversed(text) if "Error" in line), text[-1] if text else type(e).__name__)[:200]
+
+
+# --- Ray Data: image sets -----------------------------------------------------------------------
+class _ImageActor:
+    """Ray Data's map_batches actor: one Stylizer per actor, styles encoded once per style set."""
+
+    def __init__(self, spec: WorkerSpec, weights: list[float] | None) -> None:
+        self.stylizer = spec.build()
+        self.weights = weights
+        self.current: tuple | None = None
+
+    def __call__(self, batch: dict) -> dict:
+        from pathlib import Path
+
+        from .images import load_image, save_image
+        from .outputs import OutputFile
+
+        status, message = [], []
+        for src, dst, styles in zip(batch["input"], batch["output"], batch["styles"]):
+            try:
+                key = tuple(styles.split("\n"))
+                if key != self.current:
+                    self.stylizer.set_style(list(key), self.weights if len(key) == len(self.weights or []) else None)
+                    self.current = key
+                with OutputFile(Path(dst), inputs=(Path(src),), overwrite=True) as out:
+                    save_image(out.temp, self.stylizer.stylize(load_image(src)))
+                    out.commit()
+                status.append("done")
+                message.append("")
+            except StylizeError as e:
+                status.append("failed")
+                message.append(str(e))
+        return {"output": list(batch["output"]), "status": status, "message": message}
+
+
+def run_ray_images(spec: WorkerSpec, items: list[tuple[str, str, list[str]]], workers: int,
+                   weights: list[float] | None = None, address: str | None = None) -> list[dict]:
+    """(input, output, style paths) pictures through Ray Data's map_batches on ``workers`` actors;
+    one row per picture: output, status ("done" or "failed"), message."""
+    with ray_session(address) as ray:
+        rows = [{"input": i, "output": o, "styles": "\n".join(map(str, st))} for i, o, st in items]
+        ds = ray.data.from_items(rows).map_batches(
+            _ImageActor, fn_constructor_kwargs={"spec": spec, "weights": weights}, batch_size=4,
+            concurrency=workers, num_cpus=spec.threads, batch_format="numpy")
+        return [dict(r) for r in ds.take_all()]

@@ -260,3 +260,23 @@ def test_batch_of_videos_and_pictures_with_bad_files(tmp_path, tiny_model_path, 
     again = _cli("batch", src, "--style", style_image, "--model", tiny_model_path, "-o", out, "--quiet")
     assert again.returncode == 1 and "0 done, 10 already complete, 2 failed" in again.stdout
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if not p.name.startswith("."))
+
+
+def test_batch_of_pictures_on_ray_data(tmp_path, tiny_model_path, style_image):
+    pytest.importorskip("ray.data", reason="the [ray] extra is not installed")
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(pattern(48, 64, i)).save(src / f"p{i}.png")
+    (src / "broken.png").write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    proc = _cli("batch", src, "--style", style_image, "--model", tiny_model_path, "-o", out, "--quiet",
+                "--cluster", "auto", "--workers", "2", "--backend", "torch", "--json")
+    assert proc.returncode == 1, proc.stderr
+    items = {Path(it["input"]).name: it for it in json.loads(proc.stdout)["items"]}
+    assert [items[f"p{i}.png"]["status"] for i in range(3)] == ["done"] * 3
+    assert items["broken.png"]["status"] == "failed" and "picture" in items["broken.png"]["message"]
+    for i in range(3):
+        assert np.asarray(Image.open(out / f"p{i}.png")).shape == (48, 64, 3)

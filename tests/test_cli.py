@@ -84,12 +84,12 @@ def test_image_batch_skips_bad_files(tmp_path, tiny_model_path, style_image):
 
 def test_models_and_doctor():
     listed = run("models", "list")
-    assert listed.returncode == 0 and "lite (default)" in listed.stdout and "bundled" in listed.stdout
+    assert listed.returncode == 0 and "swift (default)" in listed.stdout and "bundled" in listed.stdout
     assert "adain-vgg19" in listed.stdout
     doctor = run("doctor")
     assert doctor.returncode == 0 and "libx264 encode" in doctor.stdout and "torch" in doctor.stdout
-    verify = run("models", "verify", "lite")
-    assert verify.returncode == 0 and "bundled" in verify.stdout
+    verify = run("models", "verify", "swift")
+    assert verify.returncode == 0 and "bundled" in verify.stdout and "swift int8 graphs (bundled): ok" in verify.stdout
     assert "known models" in one_line_error(run("models", "pull", "nope"))
 
 

@@ -84,7 +84,8 @@ class LiveController:
         rec = "  REC" if self.recorder is not None and self.recorder.active else ""
         name = self.styles[self.index].stem if self.styles else ""
         scale = f"  {100 * self.adapter.scale:.0f}%" if self.adapter is not None and self.adapter.level else ""
-        return (f"{s['processed_fps']:.1f} fps  {s['latency_ms_p50']:.0f} ms{scale}  {name}  "
+        latency = "-" if s["latency_ms_p50"] is None else f"{s['latency_ms_p50']:.0f}"  # None before a frame
+        return (f"{s['processed_fps']:.1f} fps  {latency} ms{scale}  {name}  "
                 f"a={self.stylizer.alpha:.1f}{'' if self.style_on else ' off'}{rec}")
 
     def switch_style(self, step: int) -> None:

@@ -19,7 +19,7 @@ class Progress:
     def update(self, n: int = 1) -> None:
         self.count += n
         now = time.perf_counter()
-        if self.enabled and now - (self._last or self.start) >= self._min_interval:
+        if self.enabled and now - self._last >= self._min_interval:  # the first frame draws at once
             self._last = now
             self._draw(now)
 

@@ -316,8 +316,8 @@ def _print_summary(rows, quality, sintel) -> None:
         if m != "per-frame":
             excess = sum(r.errors[m] - r.floor for r in rows) / sum(r.errors["per-frame"] - r.floor for r in rows)
             ex = [r.excess_ratio(m) for r in scored]
-            line += (f"  excess {excess:.2f} (rows: median {np.median(ex):.2f}, worst {np.max(ex):.2f}, "
-                     f"<= 0.4 in {sum(e <= 0.4 for e in ex)} of {len(ex)})")
+            line += f"  excess {excess:.2f}" + (f" (rows: median {np.median(ex):.2f}, worst {np.max(ex):.2f}, "
+                                                f"<= 0.4 in {sum(e <= 0.4 for e in ex)} of {len(ex)})" if ex else "")
         print(line)
     print(f"floor        error {np.mean([r.floor for r in rows]):.4f}")
     ms_pf = np.mean([r.ms_per_frame["per-frame"] for r in rows])

@@ -91,7 +91,9 @@ def test_file_size_limit_leaves_nothing_and_says_so(tmp_path, tiny_model_path, s
 
 
 def test_a_second_run_on_the_same_output_is_refused(tmp_path, tiny_model_path, style_image):
-    clip, out = _long_clip(tmp_path), tmp_path / "out.mp4"
+    # long enough that the first run is still writing when the second one has started up
+    clip = make_clip(tmp_path / "longer.mp4", frames=2400, size=(320, 240), audio=False)
+    out = tmp_path / "out.mp4"
     first = _start(_video_args(clip, out, tiny_model_path, style_image))
     try:
         _wait_for_progress(first, out)

@@ -36,7 +36,8 @@ class BatchReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _pictures(folder: Path) -> list[Path]:
+def pictures(folder: Path) -> list[Path]:
+    """The pictures in a folder (not its subfolders), sorted."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -57,11 +58,11 @@ def plan_images(content: Path, styles: Sequence[Path], output: Path, overwrite: 
     style_dirs = [s for s in styles if s.is_dir()]
     if style_dirs and len(styles) > 1:
         raise StylizeError("pass one style folder, or one or more style files, not both")
-    contents = _pictures(content) if content.is_dir() else [content]
+    contents = pictures(content) if content.is_dir() else [content]
     if not contents:
         raise InputNotFoundError(f"no pictures in {content} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     if style_dirs:
-        style_sets = [([s], s.stem) for s in _pictures(style_dirs[0])]
+        style_sets = [([s], s.stem) for s in pictures(style_dirs[0])]
         if not style_sets:
             raise InputNotFoundError(f"no pictures in the style folder {style_dirs[0]}")
     else:

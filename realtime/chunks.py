@@ -17,6 +17,7 @@ a little larger than single-process output: x264 then spends bits on P-frames in
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import os
@@ -82,12 +83,12 @@ def plan_chunks(index: PacketIndex, seconds: float, warmup: int = 15) -> list[Ch
     starts = [0]
     target = pts[0] + step
     while True:
-        i = _first_at_or_after(pts, target)
+        i = bisect.bisect_left(pts, target)
         if i >= len(pts) - 1:
             break
         near = [k for k in index.keyframes if abs(k - pts[i]) <= step / 4 and k > pts[starts[-1]]]
         best = min(near, key=lambda k: abs(k - pts[i])) if near else pts[i]
-        starts.append(pts.index(best) if best in pts else i)
+        starts.append(bisect.bisect_left(pts, best))  # keyframes are frames: their pts are in pts
         target = pts[starts[-1]] + step
     chunks = []
     for n, s in enumerate(starts):
@@ -96,12 +97,6 @@ def plan_chunks(index: PacketIndex, seconds: float, warmup: int = 15) -> list[Ch
         seek = max([k for k in index.keyframes if k <= pts[w]], default=pts[0])
         chunks.append(Chunk(n, pts[s], pts[e] if e < len(pts) else None, e - s, pts[w], seek))
     return chunks
-
-
-def _first_at_or_after(values: tuple[int, ...], x: float) -> int:
-    import bisect
-
-    return bisect.bisect_left(values, x)
 
 
 @dataclass(frozen=True)

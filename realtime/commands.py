@@ -25,7 +25,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         outdir = Path(args.output) if args.output else Path(args.input[0]).parent
         return _batch(args, args.input, outdir)
     if args.workers > 1 or args.cluster:
-        return _chunked_video(args)
+        _report(_chunked_video(args, args.input[0], args.output, args.overwrite), args.json)
+        return 0
     from .jobs import VideoJob
 
     # the input is opened and the output checked before the model loads
@@ -55,20 +56,15 @@ def _worker_spec(args: argparse.Namespace):
                       threads=args.threads_per_worker or 0)
 
 
-def _chunked_video(args: argparse.Namespace, input_path: str | None = None, output: str | None = None,
-                   overwrite: bool | None = None):
+def _chunked_video(args: argparse.Namespace, input_path: str, output: str | None, overwrite: bool):
+    """One video in chunks on --workers (locally or on --cluster); its VideoSummary."""
     from .scaleout import ChunkedVideoJob
 
-    job = ChunkedVideoJob(input_path or args.input[0], output if output is not None else args.output,
-                          _worker_spec(args), styles=[Path(s) for s in args.style], weights=args.style_weights,
-                          workers=max(1, args.workers), chunk_seconds=args.chunk_seconds, warmup=args.warmup,
-                          cluster=args.cluster, overwrite=args.overwrite if overwrite is None else overwrite,
-                          progress=not args.quiet, deterministic=args.deterministic)
-    summary = job.run()
-    if input_path is not None:
-        return summary
-    _report(summary, args.json)
-    return 0
+    job = ChunkedVideoJob(input_path, output, _worker_spec(args), styles=[Path(s) for s in args.style],
+                          weights=args.style_weights, workers=max(1, args.workers), chunk_seconds=args.chunk_seconds,
+                          warmup=args.warmup, cluster=args.cluster, overwrite=overwrite, progress=not args.quiet,
+                          deterministic=args.deterministic)
+    return job.run()
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -86,8 +82,8 @@ def _batch(args: argparse.Namespace, specs: list[str], outdir: Path) -> int:
     current: dict = {}
 
     def do_item(item) -> None:
-        if getattr(item, "ray_status", None):  # made on Ray already
-            status, message = item.ray_status
+        if item.ray_result is not None:  # made on Ray already
+            status, message = item.ray_result
             if status != "done":
                 raise StylizeError(message)
             item.frames = 1
@@ -147,7 +143,7 @@ def _ray_images(args: argparse.Namespace, items: list, settings: dict) -> None:
     by_output = {r["output"]: r for r in rows}
     for it in todo:
         r = by_output.get(str(it.output), {"status": "failed", "message": "no result from Ray"})
-        it.ray_status = (r["status"], r["message"])
+        it.ray_result = (r["status"], r["message"])
 
 
 def _stylize_one_image(stylizer, item) -> None:
@@ -254,6 +250,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _style_pictures(entries: list[str]) -> list[Path]:
     """--style entries with folders expanded to their pictures (sorted)."""
+    from .batch import pictures
     from .errors import InputNotFoundError
     from .images import IMAGE_SUFFIXES
 
@@ -262,7 +259,7 @@ def _style_pictures(entries: list[str]) -> list[Path]:
         if not entry.exists():
             raise InputNotFoundError(f"style not found: {entry}")
         if entry.is_dir():
-            found = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = pictures(entry)
             if not found:
                 raise InputNotFoundError(f"no pictures in the style folder {entry} (looked for "
                                          f"{', '.join(sorted(IMAGE_SUFFIXES))})")

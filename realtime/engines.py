@@ -50,14 +50,14 @@ class WorkerSpec:
         from .stylizer import Stylizer
 
         torch.set_num_threads(self.threads)
+        # "match" is baked into the statistics the parent made; "luminance" acts on every frame
+        keep = "luminance" if self.preserve_color == "luminance" else None
         s = Stylizer(model=self.model, device=self.device, alpha=self.alpha, max_size=self.max_size,
-                     backend=self.backend, temporal=self.temporal, temporal_strength=self.temporal_strength,
+                     preserve_color=keep, backend=self.backend, temporal=self.temporal, temporal_strength=self.temporal_strength,
                      cache_dir=self.cache_dir, backend_options={"threads": self.threads}
                      if self.backend.startswith("onnxruntime") else None)
         if self.style_stats:  # else the caller sets styles per item (image batches)
             s.use_style_stats(self.style_stats, list(self.style_names))
-        if self.preserve_color == "luminance":
-            s.preserve_color = "luminance"
         return s
 
 

@@ -141,7 +141,8 @@ class VideoJob:
 
         decoder = Worker("decode", lambda ev: self._decode(frames_q, audio_q, state, ev), stop, errors_to=frames_q)
         encoder = Worker("encode", encode, stop)
-        bar = Progress(self.media.total_frames, label=self.input_path.name, enabled=self.progress)
+        expected = self.media.total_frames
+        bar = Progress(expected, label=self.input_path.name, enabled=self.progress)
         start = time.perf_counter()
         written, interrupted = 0, False
         decoder.start()
@@ -156,7 +157,7 @@ class VideoJob:
                 written += 1
                 bar.update()
                 if self._on_frame is not None:
-                    self._on_frame(written, self.media.total_frames)
+                    self._on_frame(written, expected)
             if not stop.is_set():
                 complete.set()
         except KeyboardInterrupt:

@@ -37,6 +37,7 @@ class Item:
     frames: int = 0
     seconds: float = 0.0
     chunks: list[dict] = field(default_factory=list)
+    ray_result: tuple[str, str] | None = None  # (status, message) when Ray Data made it already
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:
@@ -66,10 +67,10 @@ def _kind(path: Path) -> str | None:
 
 def plan_batch(inputs: list[Path], styles: list[Path], outdir: Path) -> list[Item]:
     """One item per input x style set: a style folder gives one set per picture in it."""
-    from .batch import _pictures
+    from .batch import pictures
 
     if len(styles) == 1 and styles[0].is_dir():
-        sets = [([p], p.stem) for p in _pictures(styles[0])]
+        sets = [([p], p.stem) for p in pictures(styles[0])]
         if not sets:
             raise InputNotFoundError(f"no pictures in the style folder {styles[0]}")
     else:

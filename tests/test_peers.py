@@ -31,7 +31,7 @@ def test_microast_stylises_any_size_and_follows_the_style(tmp_path):
 
 @needs_microast
 def test_microast_weights_are_checked_against_their_sums(tmp_path):
-    from realtime.tools.peers import MicroAST, PeerUnavailableError, make_peer
+    from realtime.tools.peers import MicroAST, PeerUnavailableError
 
     copy = tmp_path / "microast"
     shutil.copytree(MICROAST, copy)
@@ -43,4 +43,4 @@ def test_microast_weights_are_checked_against_their_sums(tmp_path):
     with pytest.raises(PeerUnavailableError, match="sha256"):
         MicroAST(copy)
     with pytest.raises(PeerUnavailableError, match="not found"):
-        make_peer(f"microast={tmp_path / 'nowhere'}")
+        MicroAST(tmp_path / "nowhere")

@@ -12,7 +12,6 @@ import itertools
 import shutil
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,30 +24,40 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".m4v")
 
 
 class FrameHub:
-    """A sink that keeps the newest stylised frame as JPEG for any number of page viewers."""
+    """A sink that keeps the newest stylised frame for any number of page viewers.
+
+    The JPEG is made by the first viewer that asks for a frame (on its thread, once per frame),
+    so nothing is encoded on the live path, and nothing at all while no page is open.
+    """
 
     name = "studio"
 
     def __init__(self, quality: int = 85):
         self.quality = quality
-        self.jpeg = b""
         self.seq = 0
-        self.shape: tuple[int, int] | None = None
+        self._rgb: np.ndarray | None = None
+        self._jpeg: tuple[int, bytes] = (0, b"")
         self._cond = threading.Condition()
 
     def send(self, rgb: np.ndarray, capture_time: float) -> None:
-        import cv2
-
-        ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if ok:
-            with self._cond:
-                self.jpeg, self.seq, self.shape = buf.tobytes(), self.seq + 1, rgb.shape[:2]
-                self._cond.notify_all()
+        with self._cond:
+            self._rgb, self.seq = rgb, self.seq + 1
+            self._cond.notify_all()
 
     def wait(self, after: int, timeout: float = 1.0) -> tuple[int, bytes]:
+        """(sequence number, JPEG) of the first frame newer than ``after`` (or the newest after
+        ``timeout``)."""
+        import cv2
+
         with self._cond:
             self._cond.wait_for(lambda: self.seq > after, timeout)
-            return self.seq, self.jpeg
+            seq, rgb = self.seq, self._rgb
+            if rgb is None or self._jpeg[0] == seq:
+                return seq, self._jpeg[1]
+            ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if ok:
+                self._jpeg = (seq, buf.tobytes())
+            return seq, self._jpeg[1]
 
     def close(self) -> None:
         with self._cond:
@@ -59,7 +68,6 @@ class FrameHub:
 class Gallery:
     """Style pictures by id: the --styles folder, then pictures added from the page."""
 
-    upload_dir: Path
     paths: dict[str, Path] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -167,6 +175,3 @@ def grid(tiles: list[np.ndarray], columns: int = 4, tile_w: int = 240) -> np.nda
     rows = [np.concatenate(padded[i:i + columns], axis=1) for i in range(0, len(padded), columns)]
     return np.concatenate(rows, axis=0)
 
-
-def now() -> float:
-    return time.monotonic()

@@ -23,7 +23,7 @@ class Studio:
     def __init__(self, camera: str, make_stylizer, styles: list[Path] = (), loop: bool = False,
                  record_dir: Path = Path("."), target_fps: float | None = None, adapt: bool = True):
         self.work = Workspace()
-        self.gallery = Gallery(self.work.root / "styles")
+        self.gallery = Gallery()
         for entry in styles:  # folders give their pictures
             self.gallery.add_folder(entry) if entry.is_dir() else self.gallery.add(entry)
         self.make_stylizer = make_stylizer

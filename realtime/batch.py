@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputNotFoundError, OutputError, StylizeError
-from .images import IMAGE_SUFFIXES, load_image, save_image
-from .outputs import OutputFile, same_file
+from .images import IMAGE_SUFFIXES, load_image
+from .outputs import OutputFile, same_file, save_picture
 from .stylizer import Stylizer
 
 
@@ -103,10 +103,8 @@ def stylize_images(plan: ImagePlan, stylizer: Stylizer, style_weights: Sequence[
         for c in plan.contents:
             target = plan.targets[(k, c)]
             try:
-                with OutputFile(target, inputs=plan.inputs, overwrite=plan.overwrite) as out:
-                    stylizer.reset()
-                    save_image(out.temp, stylizer.stylize(load_image(c)))
-                    out.commit()
+                stylizer.reset()
+                save_picture(target, stylizer.stylize(load_image(c)), plan.inputs, plan.overwrite)
             except StylizeError as e:
                 if single:
                     raise

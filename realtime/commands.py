@@ -147,12 +147,10 @@ def _ray_images(args: argparse.Namespace, items: list, settings: dict) -> None:
 
 
 def _stylize_one_image(stylizer, item) -> None:
-    from .images import load_image, save_image
-    from .outputs import OutputFile
+    from .images import load_image
+    from .outputs import save_picture
 
-    with OutputFile(item.output, inputs=(item.input, *item.styles), overwrite=True) as out:
-        save_image(out.temp, stylizer.stylize(load_image(item.input)))
-        out.commit()
+    save_picture(item.output, stylizer.stylize(load_image(item.input)), (item.input, *item.styles), overwrite=True)
     item.frames = 1
 
 
@@ -374,5 +372,6 @@ def _serve(app, host: str, port: int) -> None:
     uvicorn.Server(config).run()
 
 
-COMMANDS = {"studio": cmd_studio, "video": cmd_video, "batch": cmd_batch, "image": cmd_image, "models": cmd_models, "doctor": cmd_doctor,
+COMMANDS = {"studio": cmd_studio, "video": cmd_video, "batch": cmd_batch, "image": cmd_image, "models": cmd_models,
+            "doctor": cmd_doctor,
             "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval, "webcam": cmd_webcam}

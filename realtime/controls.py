@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import save_image
+from .outputs import save_picture
 from .sinks import RecordingSink
 
 HELP = "keys: n/p style  +/- strength  t style on/off  m smoothing  o overlay  s still  r record  q quit"
@@ -125,7 +125,7 @@ class LiveController:
         elif ch == "s" and self.last_output is not None:
             self.still_dir.mkdir(parents=True, exist_ok=True)
             path = self.still_dir / time.strftime(f"still-%Y%m%d-%H%M%S-{len(self.stills)}.png")
-            save_image(path, self.last_output)
+            save_picture(path, self.last_output)
             self.stills.append(path)
         elif ch == "r" and self.recorder is not None:
             self.recorder.toggle()

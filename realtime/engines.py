@@ -53,7 +53,8 @@ class WorkerSpec:
         # "match" is baked into the statistics the parent made; "luminance" acts on every frame
         keep = "luminance" if self.preserve_color == "luminance" else None
         s = Stylizer(model=self.model, device=self.device, alpha=self.alpha, max_size=self.max_size,
-                     preserve_color=keep, backend=self.backend, temporal=self.temporal, temporal_strength=self.temporal_strength,
+                     preserve_color=keep, backend=self.backend, temporal=self.temporal,
+                     temporal_strength=self.temporal_strength,
                      cache_dir=self.cache_dir, backend_options={"threads": self.threads}
                      if self.backend.startswith("onnxruntime") else None)
         if self.style_stats:  # else the caller sets styles per item (image batches)
@@ -240,8 +241,8 @@ class _ImageActor:
     def __call__(self, batch: dict) -> dict:
         from pathlib import Path
 
-        from .images import load_image, save_image
-        from .outputs import OutputFile
+        from .images import load_image
+        from .outputs import save_picture
 
         status, message = [], []
         for src, dst, styles in zip(batch["input"], batch["output"], batch["styles"]):
@@ -250,9 +251,7 @@ class _ImageActor:
                 if key != self.current:
                     self.stylizer.set_style(list(key), self.weights if len(key) == len(self.weights or []) else None)
                     self.current = key
-                with OutputFile(Path(dst), inputs=(Path(src),), overwrite=True) as out:
-                    save_image(out.temp, self.stylizer.stylize(load_image(src)))
-                    out.commit()
+                save_picture(dst, self.stylizer.stylize(load_image(src)), (Path(src), *map(Path, key)), overwrite=True)
                 status.append("done")
                 message.append("")
             except StylizeError as e:

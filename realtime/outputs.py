@@ -113,3 +113,12 @@ class OutputFile:
             self._lock_path.unlink()
         except OSError:
             pass
+
+
+def save_picture(target: str | os.PathLike, rgb, inputs: Iterable[Path] = (), overwrite: bool = False) -> Path:
+    """Write a uint8 RGB picture through ``OutputFile`` (the format follows the suffix)."""
+    from .images import save_image
+
+    with OutputFile(target, inputs=inputs, overwrite=overwrite) as out:
+        save_image(out.temp, rgb)
+        return out.commit()

@@ -11,8 +11,9 @@ import numpy as np
 
 from ..controls import LiveController
 from ..errors import StylizeError
-from ..images import load_image, save_image
+from ..images import load_image
 from ..live import LiveSession
+from ..outputs import save_picture
 from ..sinks import RecordingSink
 from .core import FrameHub, Gallery, JobCancelled, RenderJob, Workspace, check_upload, grid, side_by_side
 
@@ -161,7 +162,7 @@ class Studio:
         if out is None:
             return None
         _, path = self.work.new_path("stills", ".png")
-        save_image(path, out)
+        save_picture(path, out)
         return path
 
     def set_output(self, kind: str, on: bool, target: str | None = None) -> None:
@@ -251,7 +252,7 @@ class Studio:
         _, out = self.work.new_path("renders", Path(job.name).suffix)
         job.output = out
         if out.suffix == ".png":
-            save_image(out, st.stylize(load_image(job.source)))
+            save_picture(out, st.stylize(load_image(job.source)), (job.source,))
             job.done = job.total = 1
             job.status = "done"
             return

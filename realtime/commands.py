@@ -373,5 +373,4 @@ def _serve(app, host: str, port: int) -> None:
 
 
 COMMANDS = {"studio": cmd_studio, "video": cmd_video, "batch": cmd_batch, "image": cmd_image, "models": cmd_models,
-            "doctor": cmd_doctor,
-            "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval, "webcam": cmd_webcam}
+            "doctor": cmd_doctor, "bench": cmd_bench, "export-onnx": cmd_export_onnx, "eval": cmd_eval, "webcam": cmd_webcam}

@@ -287,7 +287,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
                                     adapter=adapter)
         if "preview" in outputs:
             ctx = session.context
-            controller.recorder = session.attach_sink(RecordingSink(Path(args.record_dir), ctx.size, ctx.fps))
+            controller.recorder = session.attach_sink(RecordingSink(Path(args.record_dir), ctx.size, ctx.fps, ctx.audio))
             print(HELP, file=sys.stderr)
         session.use(controller)
         size, fps = session.context.size, session.context.fps

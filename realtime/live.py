@@ -95,7 +95,8 @@ class LiveSession:
         self.stop_event = threading.Event()
         self.context = SinkContext(size=getattr(source, "size", size), fps=fps or getattr(source, "fps", 30.0),
                                    on_key=self._on_key, overlay=self._overlay,
-                                   inputs=(*inputs, *_source_files(source)), overwrite=overwrite)
+                                   inputs=(*inputs, *_source_files(source)), overwrite=overwrite,
+                                   audio=getattr(source, "clock", None))
         self._latest: queue.Queue = queue.Queue(maxsize=1)
         self._lock = threading.Lock()
         self.sinks: dict[str, Sink] = {}

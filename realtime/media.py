@@ -58,6 +58,44 @@ def video_frame(av, rgb: np.ndarray, pix_fmt: str):
     return av.VideoFrame.from_ndarray(i420, format="yuv420p")
 
 
+def audio_window(path: str, start: float, end: float, period: float | None, rate: int,
+                 layout: str) -> Iterator[np.ndarray]:
+    """A file's sound from media time ``start`` to ``end`` (seconds, loops unrolled: with a
+    ``period``, time t plays the file at t mod period) as planar float32 (channels, n) blocks
+    at ``rate`` and ``layout``; silence where the file has none, so the length is always exact."""
+    import math
+
+    av = import_av()
+    pos = start
+    while end - pos > 1e-6:
+        base = math.floor(pos / period) * period if period else 0.0
+        a, b = pos - base, min(end - base, period or math.inf)
+        want = int(round((b - a) * rate))
+        sent = 0
+        with av.open(path) as src:
+            stream = src.streams.audio[0]
+            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+            t = None  # media time of the next resampled sample
+            for frame in src.decode(stream):
+                if t is None:
+                    t = float(frame.time or 0.0)
+                for out in resampler.resample(frame):
+                    block = out.to_ndarray()
+                    first = int(round((a - t) * rate))  # samples of this block before the window
+                    t += block.shape[1] / rate
+                    block = block[:, max(0, first):][:, :want - sent]
+                    if block.shape[1]:
+                        sent += block.shape[1]
+                        yield block
+                if sent >= want:
+                    break
+        if sent < want:
+            yield np.zeros((len(av.AudioLayout(layout).channels), want - sent), np.float32)
+        pos = base + b
+        if not period:
+            break
+
+
 def rotation_quarters(frame) -> int:
     """Quarter turns counter-clockwise that make a decoded frame upright (its display matrix)."""
     rot = getattr(frame, "rotation", 0) or 0

@@ -9,20 +9,25 @@ Files are written under a temporary name and appear under theirs when closed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from .errors import OutputError
 from .outputs import OutputFile
 
+if TYPE_CHECKING:
+    from .sources import MediaClock
+
 FILE_SUFFIXES = (".mp4", ".mkv", ".mov", ".ts")
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -43,7 +48,7 @@ class EncoderSink:
     TIME_BASE = Fraction(1, 90000)
 
     def __init__(self, target: str, size: tuple[int, int], fps: float, bitrate: int = 4_000_000,
-                 inputs: tuple[Path, ...] = (), overwrite: bool = False):
+                 inputs: tuple[Path, ...] = (), overwrite: bool = False, audio: MediaClock | None = None):
         from .media import import_av
 
         av = import_av()
@@ -74,9 +79,41 @@ class EncoderSink:
             self.stream.bit_rate = bitrate
             opts["g"] = str(max(1, int(fps)))  # a keyframe every second so receivers can join
         self.stream.options = opts
+        # a file source's sound, for the stretch of it this file records (AAC, added at close)
+        self.audio_clock = audio if self.file is not None else None
+        self.audio_stream = None
+        if self.audio_clock is not None:
+            self._add_audio_stream(av)
         self._t0: float | None = None
         self._last_pts = -1
         self._closed = False
+
+    def _add_audio_stream(self, av) -> None:
+        try:
+            with av.open(self.audio_clock.path) as src:
+                ctx = src.streams.audio[0].codec_context
+                rate, channels = min(ctx.sample_rate or 48000, 48000), ctx.channels or 2
+        except (av.error.FFmpegError, IndexError, AttributeError):
+            self.audio_clock = None  # the recording then has no sound, as a camera's
+            return
+        self.audio_stream = self.container.add_stream("aac", rate=rate)
+        self.audio_stream.layout = "mono" if channels == 1 else "stereo"
+        self.audio_stream.format = "fltp"
+
+    def _mux_audio(self) -> None:
+        """The source's sound from the first recorded frame to the end of the last one."""
+        from .media import audio_window, import_av
+
+        av = import_av()
+        clock, stream = self.audio_clock, self.audio_stream
+        start = clock.media_time(self._t0)
+        end = start + (self._last_pts + 1) * float(self.TIME_BASE) + 1.0 / float(self.stream.average_rate or 30)
+        layout = stream.layout.name
+        for block in audio_window(clock.path, max(0.0, start), end, clock.period, stream.rate, layout):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, np.float32), format="fltp", layout=layout)
+            frame.sample_rate = stream.rate
+            self.container.mux(stream.encode(frame))
+        self.container.mux(stream.encode(None))
 
     def send(self, rgb: np.ndarray, capture_time: float) -> None:
         from .media import import_av, video_frame
@@ -101,6 +138,13 @@ class EncoderSink:
         try:
             if self._t0 is not None:
                 self.container.mux(self.stream.encode(None))
+                if self.audio_stream is not None:
+                    from .media import import_av
+
+                    try:
+                        self._mux_audio()
+                    except (import_av().error.FFmpegError, OSError, ValueError) as e:  # the picture is kept whatever the sound does
+                        log.warning("the recording %s has no sound: %s", self.name, e)
         finally:
             self.container.close()
             if self.file is not None:
@@ -243,8 +287,8 @@ class RecordingSink:
 
     name = "recording"
 
-    def __init__(self, folder: Path, size: tuple[int, int], fps: float):
-        self.folder, self.size, self.fps = folder, size, fps
+    def __init__(self, folder: Path, size: tuple[int, int], fps: float, audio: MediaClock | None = None):
+        self.folder, self.size, self.fps, self.audio = folder, size, fps, audio
         self._lock = threading.Lock()
         self._sink: EncoderSink | None = None
         self.files: list[Path] = []
@@ -261,7 +305,7 @@ class RecordingSink:
                 return None
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / time.strftime(f"recording-%Y%m%d-%H%M%S-{len(self.files)}.mp4")
-            self._sink = EncoderSink(str(path), self.size, self.fps)
+            self._sink = EncoderSink(str(path), self.size, self.fps, audio=self.audio)
             self.files.append(path)
             return path
 
@@ -288,6 +332,7 @@ class SinkContext:
     inputs: tuple[Path, ...] = ()  # files an output must never be (the source, the styles)
     overwrite: bool = False
     options: dict = field(default_factory=dict)
+    audio: MediaClock | None = None  # a file source's clock: recordings carry its sound
 
 
 SinkFactory = Callable[[str, SinkContext], Sink]
@@ -319,4 +364,4 @@ register_sink("virtualcam", lambda t: t == "virtualcam", lambda t, c: VirtualCam
 register_sink("stream", lambda t: t.startswith(("udp://", "srt://")),
               lambda t, c: EncoderSink(t, c.size, c.fps, **c.options))
 register_sink("file", lambda t: "://" not in t and Path(t).suffix.lower() in FILE_SUFFIXES,
-              lambda t, c: EncoderSink(t, c.size, c.fps, inputs=c.inputs, overwrite=c.overwrite))
+              lambda t, c: EncoderSink(t, c.size, c.fps, inputs=c.inputs, overwrite=c.overwrite, audio=c.audio))

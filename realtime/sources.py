@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from .errors import BadVideoError, CameraError
 from .frames import Frame, bgr_to_rgb
@@ -91,6 +92,20 @@ class CameraSource:
         self.close()
 
 
+@dataclass
+class MediaClock:
+    """Where a paced file source's media time stands on the monotonic clock: media time ``m``
+    (loops unrolled) is shown at ``start + m``. A recording of the live output uses it to take
+    the file's sound for the stretch it recorded."""
+
+    path: str
+    start: float | None = None  # monotonic time of media time 0; set when the first frame is out
+    period: float | None = None  # one pass of the file, once a loop has shown it
+
+    def media_time(self, monotonic: float) -> float:
+        return monotonic - (self.start if self.start is not None else monotonic)
+
+
 class FileSource:
     """A video file (or stream URL) as a live source: upright frames (rotation applied, as in
     file jobs) released at the file's own pace (``paced``); ``loop`` starts again at the end."""
@@ -105,15 +120,20 @@ class FileSource:
             if first is None:
                 raise BadVideoError(f"{path} has a video stream that decodes to no frames")
             self.size = (first.rgb.shape[1], first.rgb.shape[0])  # upright, as the frames will be
+            has_audio = probe.audio is not None
         self.loop = loop
         self.paced = paced and not probe.is_url  # a network stream is paced by its sender
         self.name = path
+        # the file's sound can follow the live output into a recording when frames keep media pace
+        self.clock = MediaClock(path) if self.paced and has_audio else None
 
     def __iter__(self) -> Iterator[Frame]:
         from .media import MediaInput
 
         index = 0
         start = time.monotonic()
+        if self.clock is not None:
+            self.clock.start = start
         offset = 0.0  # media time of earlier loops
         while True:
             last = 0.0
@@ -130,6 +150,8 @@ class FileSource:
             if not self.loop or index == 0:
                 return
             offset = last + 1.0 / self.fps
+            if self.clock is not None and self.clock.period is None:
+                self.clock.period = offset
 
     def close(self) -> None:
         pass

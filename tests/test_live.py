@@ -296,3 +296,63 @@ def test_smoothing_key_is_applied_between_frames_on_the_inference_thread(tiny_mo
     assert state["threads"] == {"inference"}
     assert stats["processed_frames"] > 20
     assert all(o.shape == (48, 64, 3) and o.dtype == np.uint8 for o in out)
+
+
+def _gated_tone_clip(path, seconds=2.0, rate=24, sr=44100):
+    """A clip whose sound is silent for its first half and a 440 Hz tone for its second."""
+    import av
+
+    frames = int(seconds * rate)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=rate)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=sr)
+        a.layout = "mono"
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(make_pattern(48, 64, i), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        t = np.arange(int(seconds * sr)) / sr
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t) * (t >= seconds / 2)).astype(np.float32)
+        for s in range(0, len(tone), 1024):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[None, s:s + 1024]), format="flt", layout="mono")
+            af.sample_rate, af.pts = sr, s
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    return path
+
+
+@pytest.mark.slow
+def test_a_recording_from_a_looped_file_carries_its_sound_in_step(tmp_path):
+    """A file used as the camera: the recording has the file's sound for the stretch it recorded,
+    looped with the picture (silent half, tone half, again), as long as the video."""
+    import av
+
+    clip = _gated_tone_clip(tmp_path / "c.mp4")
+    out = tmp_path / "rec.mp4"
+    with LiveSession(str(clip), [str(out)], loop=True, process=lambda rgb: rgb) as session:
+        session.run(duration=4.6)
+    video = probe(out)
+    assert video["audio"] == pytest.approx(video["pts"][-1] + 1 / 24, abs=0.1)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        sr = c.streams.audio[0].rate
+        sound = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+    tenth = sr // 10
+    loud = np.array([np.abs(sound[i:i + tenth]).mean() > 0.05 for i in range(0, len(sound) - tenth + 1, tenth)])
+    expected = (np.arange(len(loud)) % 20) >= 10  # the clip from its start: 1 s silent, 1 s tone, looped
+    assert (loud == expected).mean() >= 0.9, "".join("#" if x else "." for x in loud)
+    assert loud[32:38].all() and not loud[22:28].any(), "".join("#" if x else "." for x in loud)  # second pass
+
+
+def test_a_camera_recording_has_no_sound_stream(tmp_path):
+    def camera():
+        for i in range(15):
+            time.sleep(1 / 30)
+            yield Frame(make_pattern(48, 64, i), time.monotonic(), i)
+
+    out = tmp_path / "cam.mp4"
+    with LiveSession(camera(), [str(out)], size=(64, 48), fps=30, process=lambda rgb: rgb) as session:
+        session.run()
+    assert probe(out)["audio"] is None and probe(out)["frames"] >= 1

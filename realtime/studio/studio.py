@@ -52,7 +52,7 @@ class Studio:
         self.stylizer.set_style(self.gallery.paths[self.current])
         ctx = self.session.context
         self.hub = self.session.attach_sink(FrameHub())
-        self.recorder = self.session.attach_sink(RecordingSink(record_dir, ctx.size, ctx.fps))
+        self.recorder = self.session.attach_sink(RecordingSink(record_dir, ctx.size, ctx.fps, ctx.audio))
         adapter = make_adapter(self.stylizer, target_fps or min(30.0, ctx.fps)) if adapt else None
         self.controller = LiveController(self.stylizer, list(self.gallery.paths.values()), self.recorder,
                                          still_dir=self.work.root / "stills", adapter=adapter)

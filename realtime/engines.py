@@ -88,9 +88,11 @@ def _run_local(task: ChunkTask) -> dict:
     return result
 
 
-def run_local(spec: WorkerSpec, tasks: list[ChunkTask], workers: int, on_frames: Callable[[int], None]) -> list[dict]:
+def run_local(spec: WorkerSpec, tasks: list[ChunkTask], workers: int, on_frames: Callable[[int], None],
+              on_chunk: Callable[[dict], None] | None = None) -> list[dict]:
     """Run the tasks on a pool of ``workers`` processes; a worker that dies ends the run with
-    a clear error (the parts already written stay, so a rerun does only the rest)."""
+    a clear error (the parts already written stay, so a rerun does only the rest). ``on_chunk``
+    hears each finished chunk's record."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -107,6 +109,8 @@ def run_local(spec: WorkerSpec, tasks: list[ChunkTask], workers: int, on_frames:
             futures = [pool.submit(_run_local, t) for t in tasks]
             for future in as_completed(futures):
                 results.append(future.result())
+                if on_chunk is not None:
+                    on_chunk(results[-1])
     except BrokenProcessPool as e:
         raise StylizeError(f"a worker process died ({len(results)} of {len(tasks)} chunks done; the finished parts "
                            f"are kept): run the same command again to do the rest") from e
@@ -131,12 +135,13 @@ def _pump(progress, on_frames: Callable[[int], None], stop: threading.Event) -> 
 
 # --- Ray ------------------------------------------------------------------------------------
 def run_ray(spec: WorkerSpec, tasks: list[ChunkTask], workers: int, on_frames: Callable[[int], None],
-            address: str | None = None, on_retry: Callable[[int], None] | None = None) -> list[dict]:
+            address: str | None = None, on_retry: Callable[[int], None] | None = None,
+            on_chunk: Callable[[dict], None] | None = None) -> list[dict]:
     """Run the tasks on ``workers`` Ray actors (restarted and retried when killed); ``on_retry``
     hears how many chunk runs were retries so far. Ray's own messages (a lost worker, say) go to
     stderr: stdout is ours (``--json``)."""
     with ray_session(address):
-        return _run_ray(spec, tasks, workers, on_frames, address, on_retry)
+        return _run_ray(spec, tasks, workers, on_frames, address, on_retry, on_chunk)
 
 
 @contextlib.contextmanager
@@ -160,7 +165,7 @@ def ray_session(address: str | None):
                 ray.shutdown()
 
 
-def _run_ray(spec, tasks, workers, on_frames, address, on_retry) -> list[dict]:
+def _run_ray(spec, tasks, workers, on_frames, address, on_retry, on_chunk=None) -> list[dict]:
     ray = _ray(address)
     counter = ray.remote(_Counter).remote()
     worker_cls = ray.remote(max_restarts=3, max_task_retries=3, num_cpus=spec.threads)(_RayWorker)
@@ -181,6 +186,8 @@ def _run_ray(spec, tasks, workers, on_frames, address, on_retry) -> list[dict]:
             except ray.exceptions.RayError as e:
                 raise StylizeError(f"chunk {pending[ref].chunk.index} failed on Ray: {_ray_reason(e)}") from e
             del pending[ref]
+            if on_chunk is not None:
+                on_chunk(results[-1])
     return results
 
 

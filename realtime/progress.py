@@ -12,6 +12,7 @@ class Progress:
         self.label = label
         self.enabled = enabled
         self.count = 0
+        self.note = ""  # drawn after the figures, e.g. "chunks 3/8, 1 retried"
         self.start = time.perf_counter()
         self._last = 0.0
         self._min_interval = min_interval if sys.stderr.isatty() else 5.0
@@ -22,6 +23,14 @@ class Progress:
         if self.enabled and now - self._last >= self._min_interval:  # the first frame draws at once
             self._last = now
             self._draw(now)
+
+    def set_note(self, note: str) -> None:
+        """Change the note; drawn at once when it changes (notes change rarely)."""
+        if note != self.note:
+            self.note = note
+            if self.enabled and self._last:
+                self._last = time.perf_counter()
+                self._draw(self._last)
 
     def _draw(self, now: float) -> None:
         elapsed = now - self.start
@@ -34,8 +43,10 @@ class Progress:
                     f"ETA {eta:4.0f}s" if eta != float("inf") else f"{self.label} {self.count}/{self.total}")
         else:
             text = f"{self.label} {self.count} frames {fps:5.1f} fps"
+        if self.note:
+            text += f" | {self.note}"
         end = "\r" if sys.stderr.isatty() else "\n"
-        sys.stderr.write(text + end)
+        sys.stderr.write(("\033[K" if end == "\r" else "") + text + end)
         sys.stderr.flush()
 
     def close(self, finished: bool = True) -> None:

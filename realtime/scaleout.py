@@ -18,12 +18,14 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .chunks import ChunkTask, chunk_summary, join_parts, part_done, part_record, plan_chunks, probe_packets
+from .chunks import (ChunkTask, chunk_summary, join_parts, part_done, part_record, plan_chunks, probe_packets,
+                     scan_cuts)
 from .engines import WorkerSpec, default_threads, run_local, run_ray
 from .jobs import VideoSummary, check_suffix, default_output
 from .media import MediaInput
 from .outputs import OutputFile
 from .progress import Progress
+from .temporal import TemporalConfig
 
 
 class ChunkedVideoJob:
@@ -61,7 +63,9 @@ class ChunkedVideoJob:
     def run(self) -> VideoSummary:
         start = time.perf_counter()
         index = probe_packets(self.input_path)
-        chunks = plan_chunks(index, self.chunk_seconds, self.warmup)
+        # seams go to scene cuts where there are some near the targets (smoothing on: off, no seam shows)
+        cuts = tuple(scan_cuts(self.input_path, TemporalConfig().cut_threshold)) if self.spec.temporal else ()
+        chunks = plan_chunks(index, self.chunk_seconds, self.warmup, cuts)
         spec = self._with_style_stats()
         self._prepare_parts(chunks, spec)
         todo = [c for c in chunks if not part_done(self.parts_dir, c)]
@@ -70,13 +74,27 @@ class ChunkedVideoJob:
                        enabled=self.progress)
         bar.update(total - sum(c.frames for c in todo))
         tasks = [ChunkTask(str(self.input_path), str(self.parts_dir), c, self.deterministic) for c in todo]
+        done = [len(chunks) - len(todo)]
+
+        def note() -> None:  # chunks done / retried, live on the bar
+            bar.set_note(f"chunks {done[0]}/{len(chunks)}" + (f", {self.retries} retried" if self.retries else ""))
+
+        def chunk_done(_record: dict) -> None:
+            done[0] += 1
+            note()
+
+        def retried(n: int) -> None:
+            self.retries = n
+            note()
+
+        note()
         finished = False
         try:
             if tasks and self.cluster:
                 run_ray(spec, tasks, self.workers, bar.update, None if self.cluster == "auto" else self.cluster,
-                        on_retry=self._note_retries)
+                        on_retry=retried, on_chunk=chunk_done)
             elif tasks:
-                run_local(spec, tasks, self.workers, bar.update)
+                run_local(spec, tasks, self.workers, bar.update, on_chunk=chunk_done)
             finished = True
         finally:
             bar.close(finished=finished)
@@ -96,9 +114,6 @@ class ChunkedVideoJob:
                              "chunks": [{**c, "frames_sha256": r["sha256"]} for c, r in zip(chunk_summary(chunks, index),
                                                                                             records)],
                              "chunks_run": len(todo)})
-
-    def _note_retries(self, n: int) -> None:
-        self.retries = n
 
     def _with_style_stats(self) -> WorkerSpec:
         """The style statistics every chunk shares (and the colour reference of

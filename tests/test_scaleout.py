@@ -73,6 +73,48 @@ def test_chunk_starts_snap_to_keyframes(tmp_path):
     assert all(c.seek <= c.warmup_from <= c.start for c in chunks)
 
 
+def test_chunk_starts_snap_to_scene_cuts_before_keyframes(tmp_path):
+    """A clip with a keyframe every second and a scene cut between two of them: the seam near
+    the cut goes to the cut (where the picture changes anyway), the others to keyframes; the
+    cut scan finds what the temporal smoother finds."""
+    import av
+
+    from realtime.chunks import plan_chunks, probe_packets, scan_cuts
+    from realtime.media import MediaInput
+    from realtime.temporal import TemporalSmoother
+
+    clip = tmp_path / "cut.mp4"
+    with av.open(str(clip), "w") as c:
+        v = c.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 160, 96, "yuv420p"
+        v.options = {"g": "24", "keyint_min": "24", "scenecut": "0", "bframes": "2"}
+        yy, xx = np.mgrid[0:96, 0:160]
+        for i in range(120):  # a slowly drifting gradient, then another scene (dark, the other way)
+            ramp = ((xx + i) * 1.5 % 256) if i < 40 else (60 + (yy + i) % 40)
+            rgb = np.repeat(ramp[..., None], 3, axis=2).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+    index = probe_packets(clip)
+    cuts = scan_cuts(clip)
+    smoother, seen = TemporalSmoother(), []
+    with MediaInput(clip) as media:
+        for frame in media.frames():
+            if smoother.begin(frame.rgb):
+                seen.append(frame.pts)
+    assert cuts == seen == [index.pts[40]]
+    assert index.pts[40] not in index.keyframes
+    chunks = plan_chunks(index, 2.0, warmup=10, cuts=tuple(cuts))
+    assert [c.start for c in chunks[:2]] == [index.pts[0], index.pts[40]]  # the cut
+    assert len(chunks) == 3 and chunks[2].start in index.keyframes  # 2 s on: the keyframe nearest frame 88
+    assert abs(index.pts.index(chunks[2].start) - 88) <= 12
+    assert [c.at_cut for c in chunks] == [False, True, False]
+    assert sum(c.frames for c in chunks) == len(index.pts)
+    assert all(c.seek in index.keyframes and c.seek <= c.warmup_from <= c.start for c in chunks)
+    assert plan_chunks(index, 2.0, warmup=10)[1].start in index.keyframes  # no cuts given: a keyframe
+
+
 def _seam_errors(frames, outputs, starts):
     from realtime.tools.temporal_eval import FlowField, pair_error
 
@@ -182,11 +224,12 @@ def test_local_pool_killed_worker_then_rerun_does_only_the_rest(tmp_path, tiny_m
     assert proc.returncode == 2 and "worker process died" in err and "run the same command again" in err, err
     assert not out.exists()
     done_before = len(list(parts.glob("part-*.mp4.json")))
-    rerun = _cli(*args)
+    rerun = _cli(*[a for a in args if a != "--quiet"])  # with the progress bar on stderr
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     total = len(summary["settings"]["chunks"])
     assert summary["settings"]["chunks_run"] == total - done_before < total
+    assert f"| chunks {done_before}/{total}" in rerun.stderr and f"| chunks {total}/{total}" in rerun.stderr
     assert probe(out)["frames"] == 240
 
 

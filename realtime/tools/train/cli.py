@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                                                        "(as the product sees them) instead of crops"),
                              ("--distill-from", str, "an exported .safetensors whose outputs to distil"),
                              ("--distill-weight", float, "weight of the L1 to the --distill-from outputs"),
-                             ("--distill-margin", int, "border pixels the distillation ignores")):
+                             ("--distill-margin", int, "border pixels the distillation ignores"),
+                             ("--structure-weight", float, "weight of 1 - SSIM's contrast-structure term "
+                                                           "between output and content luma")):
         p.add_argument(flag, type=kind, help=text)
     return p
 

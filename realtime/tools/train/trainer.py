@@ -72,6 +72,31 @@ class TrainConfig:
     distill_from: str | None = None
     distill_weight: float = 0.0
     distill_margin: int = 16
+    # structure: 1 - the contrast-structure term of SSIM between the output's and the content's luma
+    # (Gaussian windows, sigma 1.5, as the evaluation's SSIM); mean brightness stays the style's
+    structure_weight: float = 0.0
+
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def contrast_structure(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """Mean contrast-structure term of SSIM, (2 s_ab + C2) / (s_aa + s_bb + C2), of the luma of two
+    RGB batches in [0, 1], over Gaussian windows (reflect-padded, so the border is no special case)."""
+    w = torch.tensor(_LUMA, dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
+    x, y = (a * w).sum(1, keepdim=True), (b * w).sum(1, keepdim=True)
+    r = int(3 * sigma + 0.5)
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=a.dtype, device=a.device) ** 2) / (2 * sigma * sigma))
+    k = k / k.sum()
+
+    def blur(z: torch.Tensor) -> torch.Tensor:
+        z = F.conv2d(F.pad(z, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(z, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c2 = 0.03 ** 2
+    return ((2 * sxy + c2) / (sxx.clamp_min(0) + syy.clamp_min(0) + c2)).mean()
 
 
 def _teacher_scales(teacher: nn.Module, images: torch.Tensor) -> dict[str, float]:
@@ -303,6 +328,8 @@ class Trainer:
             m = self.cfg.distill_margin
             q = self._distill_target(c, styles)
             losses["distill"] = self.cfg.distill_weight * F.l1_loss(g[..., m:-m, m:-m], q[..., m:-m, m:-m])
+        if self.cfg.structure_weight:
+            losses["structure"] = self.cfg.structure_weight * (1 - contrast_structure(g, c))
         tv = (g[..., 1:, :] - g[..., :-1, :]).abs().mean() + (g[..., 1:] - g[..., :-1]).abs().mean()
         losses["tv"] = self.cfg.tv_weight * tv * 255.0 ** 2
         losses["range"] = self.cfg.range_weight * (F.relu(g - 1) + F.relu(-g)).pow(2).mean()

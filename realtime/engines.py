@@ -19,12 +19,14 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .chunks import ChunkTask, run_chunk
 from .errors import StylizeError
 
 _WORKER: dict = {}
+_RAY_ACTORS: dict[str, list] = {}  # Ray actors by what builds their Stylizer, kept for a whole Ray session
+_RAY_DEPTH = [0]  # nested ray_session()s: the outermost one ends the actors
 
 
 @dataclass(frozen=True)
@@ -158,9 +160,16 @@ def ray_session(address: str | None):
             raise StylizeError("--cluster needs Ray: pip install 'realtime-style[ray]' (on every node)") from e
         owner = not ray.is_initialized()
         _ray(address)
+        _RAY_DEPTH[0] += 1
         try:
             yield ray
         finally:
+            _RAY_DEPTH[0] -= 1
+            if _RAY_DEPTH[0] == 0:  # the actors of this session (a batch's videos share them) end with it
+                for actor in (a for actors in _RAY_ACTORS.values() for a in actors):
+                    with contextlib.suppress(Exception):
+                        ray.kill(actor)
+                _RAY_ACTORS.clear()
             if owner and ray.is_initialized():
                 ray.shutdown()
 
@@ -168,9 +177,9 @@ def ray_session(address: str | None):
 def _run_ray(spec, tasks, workers, on_frames, address, on_retry, on_chunk=None) -> list[dict]:
     ray = _ray(address)
     counter = ray.remote(_Counter).remote()
-    worker_cls = ray.remote(max_restarts=3, max_task_retries=3, num_cpus=spec.threads)(_RayWorker)
-    actors = [worker_cls.remote(spec, counter) for _ in range(workers)]
-    pending = {actors[i % workers].run.remote(t): t for i, t in enumerate(tasks)}
+    actors = _ray_actors(ray, spec, workers)
+    stats, names = spec.style_stats, spec.style_names  # per job; the actors' Stylizers are per session
+    pending = {actors[i % workers].run.remote(t, counter, stats, names): t for i, t in enumerate(tasks)}
     results, seen = [], 0
     while pending:
         done, _ = ray.wait(list(pending), timeout=0.5)
@@ -208,15 +217,26 @@ class _Counter:
         return self.frames, sum(n - 1 for n in self.starts.values())
 
 
-class _RayWorker:
-    def __init__(self, spec: WorkerSpec, counter) -> None:
-        self.stylizer = spec.build()
-        self.counter = counter
+def _ray_actors(ray, spec: WorkerSpec, workers: int) -> list:
+    """``workers`` actors whose Stylizer ``spec`` builds; made once per Ray session and reused
+    by every job in it (the videos of a batch), since building a Stylizer costs seconds."""
+    bare = replace(spec, style_stats={}, style_names=())
+    actors = _RAY_ACTORS.setdefault(repr(bare), [])
+    if len(actors) < workers:
+        worker_cls = ray.remote(max_restarts=3, max_task_retries=3, num_cpus=spec.threads)(_RayWorker)
+        actors += [worker_cls.remote(bare) for _ in range(workers - len(actors))]
+    return actors[:workers]
 
-    def run(self, task: ChunkTask) -> dict:
-        self.counter.started.remote(task.chunk.index)
+
+class _RayWorker:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.stylizer = spec.build()
+
+    def run(self, task: ChunkTask, counter, stats: dict, names: tuple[str, ...]) -> dict:
+        counter.started.remote(task.chunk.index)
         s = self.stylizer
-        return run_chunk(task, s.stylize, s.reset, lambda n: self.counter.add.remote(n))
+        s.use_style_stats(stats, list(names))  # this job's style (a few kB)
+        return run_chunk(task, s.stylize, s.reset, lambda n: counter.add.remote(n))
 
 
 def _ray(address: str | None):

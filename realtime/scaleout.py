@@ -111,8 +111,8 @@ class ChunkedVideoJob:
                             {"model": spec.model, "backend": spec.backend, "styles": [p.name for p in self.styles],
                              "workers": self.workers, "threads_per_worker": spec.threads,
                              "engine": "ray" if self.cluster else "local",
-                             "chunks": [{**c, "frames_sha256": r["sha256"]} for c, r in zip(chunk_summary(chunks, index),
-                                                                                            records)],
+                             "chunks": [{**c, "frames_sha256": r["sha256"], "worker_pid": r["pid"]}
+                                        for c, r in zip(chunk_summary(chunks, index), records)],
                              "chunks_run": len(todo)})
 
     def _with_style_stats(self) -> WorkerSpec:

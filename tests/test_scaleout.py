@@ -323,3 +323,23 @@ def test_batch_of_pictures_on_ray_data(tmp_path, tiny_model_path, style_image):
     assert items["broken.png"]["status"] == "failed" and "picture" in items["broken.png"]["message"]
     for i in range(3):
         assert np.asarray(Image.open(out / f"p{i}.png")).shape == (48, 64, 3)
+
+
+@pytest.mark.slow
+def test_ray_batch_of_videos_reuses_its_workers(tmp_path, tiny_model_path, style_image):
+    """The videos of a batch on Ray share the actors (each builds its Stylizer once): every chunk of
+    both videos ran in one of the two worker processes, and both outputs are whole."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b"):
+        make_clip(src / f"{name}.mp4", frames=72, size=(160, 96), rate=24, audio=True, x264={"g": "24"})
+    out = tmp_path / "out"
+    proc = _cli("batch", src, "--style", style_image, "--model", tiny_model_path, "-o", out, "--quiet",
+                "--cluster", "auto", "--workers", "2", "--chunk-seconds", "1", "--backend", "torch", "--json")
+    assert proc.returncode == 0, proc.stderr
+    items = json.loads(proc.stdout)["items"]
+    chunks = [c for it in items for c in it["chunks"]]
+    assert len(items) == 2 and len(chunks) >= 6
+    assert len({c["worker_pid"] for c in chunks}) <= 2
+    assert all(probe(out / f"{name}.mp4")["frames"] == 72 for name in ("a", "b"))

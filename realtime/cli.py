@@ -147,7 +147,8 @@ def _scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads-per-worker", type=_count, metavar="T",
                    help="intra-op threads per worker (default: the cores divided among the workers)")
     p.add_argument("--deterministic", action="store_true",
-                   help="one x264 thread per part (slower; x264's threaded rate control varies from run to run)")
+                   help="parts byte-identical from run to run: one x264 thread and no B-frames per part "
+                        "(slower, larger parts; x264 with B-frames varies from run to run)")
 
 
 def _video_parser(p: argparse.ArgumentParser) -> None:

@@ -38,11 +38,11 @@ def _audio_packets(path: Path) -> list[bytes]:
 def _clips(tmp_path: Path) -> dict[str, Path]:
     return {
         "ntsc_bframes_gop": make_clip(tmp_path / "ntsc.mp4", frames=150, size=(640, 360), rate=NTSC, audio=True,
-                                      x264={"g": "30", "bframes": "2", "keyint_min": "30"}),
+                                      x264={"g": "30", "bf": "2", "keyint_min": "30"}),
         "vfr": make_clip(tmp_path / "vfr.mkv", frames=90, size=(160, 96), rate=30, audio=True,
                          pts=[int(round(i * 1.37)) + (i // 17) * 3 for i in range(90)], time_base=Fraction(1, 30)),
         "one_keyframe": make_clip(tmp_path / "onekey.mp4", frames=120, size=(160, 96), rate=24, audio=True,
-                                  x264={"g": "1000", "keyint_min": "1000", "scenecut": "0"}),
+                                  x264={"g": "1000", "keyint_min": "1000", "sc_threshold": "0"}),
     }
 
 
@@ -61,6 +61,15 @@ def test_chunked_output_matches_the_input(tmp_path, tiny_model_path, style_image
     assert b["audio"] == pytest.approx(a["audio"], abs=1e-3)
     assert _audio_packets(out) == _audio_packets(clip)  # copied once, byte for byte
     assert not (tmp_path / f"out{clip.suffix}.parts").exists()
+    import av
+
+    with av.open(str(out)) as c:  # the parts' B-frame delays line up: decode order runs on across the seams
+        dts = [p.dts for p in c.demux(video=0) if p.size and p.dts is not None]  # Matroska keeps few
+    assert all(b > a for a, b in zip(dts, dts[1:]))
+    if name == "one_keyframe":
+        from realtime.chunks import probe_packets
+
+        assert len(probe_packets(clip).keyframes) == 1
 
 
 def test_chunk_starts_snap_to_keyframes(tmp_path):
@@ -87,7 +96,7 @@ def test_chunk_starts_snap_to_scene_cuts_before_keyframes(tmp_path):
     with av.open(str(clip), "w") as c:
         v = c.add_stream("libx264", rate=24)
         v.width, v.height, v.pix_fmt = 160, 96, "yuv420p"
-        v.options = {"g": "24", "keyint_min": "24", "scenecut": "0", "bframes": "2"}
+        v.options = {"g": "24", "keyint_min": "24", "sc_threshold": "0", "bf": "2"}
         yy, xx = np.mgrid[0:96, 0:160]
         for i in range(120):  # a slowly drifting gradient, then another scene (dark, the other way)
             ramp = ((xx + i) * 1.5 % 256) if i < 40 else (60 + (yy + i) % 40)
@@ -279,6 +288,14 @@ def test_ray_retries_a_killed_workers_chunk(tmp_path, tiny_model_path, style_ima
     digests = [[c["frames_sha256"] for c in json.loads(run)["settings"]["chunks"]] for run in (clean.stdout, out)]
     assert digests[0] == digests[1]
     assert len(_decoded(tmp_path / "killed.mp4")) == 240
+    assert _video_packets(tmp_path / "killed.mp4") == _video_packets(tmp_path / "clean.mp4")  # --deterministic
+
+
+def _video_packets(path: Path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(video=0) if p.size]
 
 
 def test_batch_of_videos_and_pictures_with_bad_files(tmp_path, tiny_model_path, style_image):

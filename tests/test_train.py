@@ -129,3 +129,26 @@ def test_warm_start_from_an_exported_model(setup):
     with torch.no_grad():
         out = model(torch.rand(1, 3, 32, 32), model.style_stats(torch.rand(1, 3, 32, 32)))
     assert torch.isfinite(out).all()
+
+
+def test_structure_loss_is_ssims_contrast_structure_term_and_trains(setup):
+    """1 for a picture against itself or a brighter copy, lower for lost contrast, near 0 for noise,
+    within 0.01 of the evaluation's SSIM on same-brightness pictures; as a loss it is finite and in
+    the step's losses."""
+    from realtime.tools.evaluate import luminance_ssim
+    from realtime.tools.train.trainer import contrast_structure
+
+    rng = np.random.default_rng(0)
+    a = cv2.GaussianBlur(rng.random((64, 80, 3)).astype(np.float32), (5, 5), 1.0)
+    b = np.clip(a + rng.normal(0, 0.05, a.shape).astype(np.float32), 0, 1)
+    t = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None]  # noqa: E731
+    assert contrast_structure(t(a), t(a)).item() == pytest.approx(1.0, abs=1e-5)
+    assert contrast_structure(t(a), t(np.clip(a + 0.2, 0, 1.5))).item() == pytest.approx(1.0, abs=1e-4)
+    assert contrast_structure(t(a), t(0.5 * a + 0.25)).item() < 0.95
+    assert contrast_structure(t(a), t(rng.random(a.shape).astype(np.float32))).item() < 0.2
+    u8 = lambda x: (x * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    assert contrast_structure(t(a), t(b)).item() == pytest.approx(luminance_ssim(u8(a), u8(b)), abs=0.01)
+
+    tmp, config = setup
+    losses = Trainer(config(structure_weight=2.0), tmp / "s").adain_step()
+    assert "structure" in losses and torch.isfinite(losses["structure"]) and losses["structure"] >= 0

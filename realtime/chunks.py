@@ -17,8 +17,9 @@
 Parts are encoded as the single-process output is (x264 with B-frames): every part opens with
 the same B-frame delay, so the joined decode timestamps run on strictly increasing across the
 seams. ``--deterministic`` encodes each part on one thread and without B-frames: with B-frames,
-x264's macroblock-tree rate control varies from run to run even on one thread (measured: 4 runs
-of the same 48 frames gave 2 different streams; without B-frames 4 identical ones), at the
+x264's macroblock-tree rate control varied from run to run even on one thread on some content
+(measured on a 320x192 clip: 4 runs of the same 48 frames gave 2 different streams, without
+B-frames 4 identical ones; a 160x96 pattern clip gave identical streams either way), at the
 price of larger parts.
 """
 
@@ -83,6 +84,10 @@ class Chunk:
         return f"part-{self.index:04d}.mp4"
 
 
+_LUMA8_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv411p",
+                            "yuv440p", "yuvj440p", "nv12", "nv21", "gray"})
+
+
 def scan_cuts(path: str | Path, threshold: float = 0.12) -> list[int]:
     """The pts of frames that begin a new scene: the mean absolute change of 32-px luma
     thumbnails from the frame before exceeds ``threshold`` (the temporal smoother's measure, on
@@ -94,8 +99,11 @@ def scan_cuts(path: str | Path, threshold: float = 0.12) -> list[int]:
     with MediaInput(path) as media:
         prev = None
         for frame in media.container.decode(media.video):
-            plane = frame.planes[0]  # luma, for the yuv formats H.264 decodes to
-            luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :frame.width]
+            if frame.format.name in _LUMA8_FORMATS:  # 8-bit luma in plane 0: read it as it is
+                plane = frame.planes[0]
+                luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :frame.width]
+            else:  # 10-bit, RGB and others: let swscale make 8-bit grey
+                luma = frame.to_ndarray(format="gray")
             th = max(1, round(frame.height * 32 / frame.width))
             thumb = cv2.resize(luma, (32, th), interpolation=cv2.INTER_AREA).astype(np.float32)
             thumb = (thumb - 16.0) / 219.0  # limited-range luma to [0, 1], as the smoother's grey
@@ -144,7 +152,7 @@ class ChunkTask:
     input: str
     parts_dir: str
     chunk: Chunk
-    deterministic: bool = False  # one x264 thread per part
+    deterministic: bool = False  # one x264 thread and no B-frames per part: byte-identical parts
 
 
 def part_record(parts_dir: Path, chunk: Chunk) -> dict:

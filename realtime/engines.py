@@ -181,22 +181,31 @@ def _run_ray(spec, tasks, workers, on_frames, address, on_retry, on_chunk=None) 
     stats, names = spec.style_stats, spec.style_names  # per job; the actors' Stylizers are per session
     pending = {actors[i % workers].run.remote(t, counter, stats, names): t for i, t in enumerate(tasks)}
     results, seen = [], 0
-    while pending:
-        done, _ = ray.wait(list(pending), timeout=0.5)
-        total, retries = ray.get(counter.state.remote())
-        if total > seen:
-            on_frames(total - seen)
-            seen = total
-        if on_retry is not None:
-            on_retry(retries)
-        for ref in done:
-            try:
-                results.append(ray.get(ref))
-            except ray.exceptions.RayError as e:
-                raise StylizeError(f"chunk {pending[ref].chunk.index} failed on Ray: {_ray_reason(e)}") from e
-            del pending[ref]
-            if on_chunk is not None:
-                on_chunk(results[-1])
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), timeout=0.5)
+            total, retries = ray.get(counter.state.remote())
+            if total > seen:
+                on_frames(total - seen)
+                seen = total
+            if on_retry is not None:
+                on_retry(retries)
+            for ref in done:
+                try:
+                    results.append(ray.get(ref))
+                except ray.exceptions.RayError as e:
+                    raise StylizeError(f"chunk {pending[ref].chunk.index} failed on Ray: {_ray_reason(e)}") from e
+                del pending[ref]
+                if on_chunk is not None:
+                    on_chunk(results[-1])
+    except BaseException:
+        # a failed (or interrupted) job leaves no work queued on the shared actors, and the next
+        # job of a batch gets fresh ones (these may be dead: restarts are counted per actor)
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+        _drop_ray_actors(ray, spec)
+        raise
     return results
 
 
@@ -226,6 +235,12 @@ def _ray_actors(ray, spec: WorkerSpec, workers: int) -> list:
         worker_cls = ray.remote(max_restarts=3, max_task_retries=3, num_cpus=spec.threads)(_RayWorker)
         actors += [worker_cls.remote(bare) for _ in range(workers - len(actors))]
     return actors[:workers]
+
+
+def _drop_ray_actors(ray, spec: WorkerSpec) -> None:
+    for actor in _RAY_ACTORS.pop(repr(replace(spec, style_stats={}, style_names=())), []):
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
 
 
 class _RayWorker:

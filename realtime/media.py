@@ -62,38 +62,52 @@ def audio_window(path: str, start: float, end: float, period: float | None, rate
                  layout: str) -> Iterator[np.ndarray]:
     """A file's sound from media time ``start`` to ``end`` (seconds, loops unrolled: with a
     ``period``, time t plays the file at t mod period) as planar float32 (channels, n) blocks
-    at ``rate`` and ``layout``; silence where the file has none, so the length is always exact."""
-    import math
-
+    at ``rate`` and ``layout``; silence where the file has none, so the total is always
+    round((end - start) * rate) samples. Loops are counted with integers, so float rounding at a
+    loop's edge can neither repeat nor skip one."""
     av = import_av()
-    pos = start
-    while end - pos > 1e-6:
-        base = math.floor(pos / period) * period if period else 0.0
-        a, b = pos - base, min(end - base, period or math.inf)
-        want = int(round((b - a) * rate))
-        sent = 0
-        with av.open(path) as src:
-            stream = src.streams.audio[0]
-            resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-            t = None  # media time of the next resampled sample
-            for frame in src.decode(stream):
-                if t is None:
-                    t = float(frame.time or 0.0)
-                for out in resampler.resample(frame):
-                    block = out.to_ndarray()
-                    first = int(round((a - t) * rate))  # samples of this block before the window
-                    t += block.shape[1] / rate
-                    block = block[:, max(0, first):][:, :want - sent]
-                    if block.shape[1]:
-                        sent += block.shape[1]
-                        yield block
-                if sent >= want:
-                    break
-        if sent < want:
-            yield np.zeros((len(av.AudioLayout(layout).channels), want - sent), np.float32)
-        pos = base + b
+    channels = len(av.AudioLayout(layout).channels)
+    total = int(round((end - start) * rate))
+    loop = int(start // period) if period else 0
+    done = 0  # samples yielded so far
+    while done < total:
+        base = loop * period if period else 0.0
+        stop = total if not period else min(total, int(round(((loop + 1) * period - start) * rate)))
+        if stop > done:
+            a = start + done / rate - base  # media time where this loop's stretch begins
+            yield from _audio_stretch(av, path, a, stop - done, rate, layout, channels)
+            done = stop
+        loop += 1
         if not period:
             break
+
+
+def _audio_stretch(av, path: str, a: float, want: int, rate: int, layout: str,
+                   channels: int) -> Iterator[np.ndarray]:
+    """``want`` samples of a file's sound from media time ``a``, gaps and the end padded with silence."""
+    sent = 0
+    with av.open(path) as src:
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        t = None  # media time of the next resampled sample
+        for frame in src.decode(src.streams.audio[0]):
+            if t is None:
+                t = float(frame.time or 0.0)
+            for out in resampler.resample(frame):
+                block = out.to_ndarray()
+                skip = int(round((a + sent / rate - t) * rate))  # < 0: the sound starts later than needed
+                t += block.shape[1] / rate
+                if skip < 0:
+                    gap = min(-skip, want - sent)
+                    sent += gap
+                    yield np.zeros((channels, gap), np.float32)
+                block = block[:, max(0, skip):][:, :want - sent]
+                if block.shape[1]:
+                    sent += block.shape[1]
+                    yield block
+            if sent >= want:
+                break
+    if sent < want:
+        yield np.zeros((channels, want - sent), np.float32)
 
 
 def rotation_quarters(frame) -> int:

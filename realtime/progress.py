@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 
@@ -15,7 +16,9 @@ class Progress:
         self.note = ""  # drawn after the figures, e.g. "chunks 3/8, 1 retried"
         self.start = time.perf_counter()
         self._last = 0.0
-        self._min_interval = min_interval if sys.stderr.isatty() else 5.0
+        self._tty = sys.stderr.isatty()
+        self._min_interval = min_interval if self._tty else 5.0
+        self._lock = threading.Lock()  # workers' frames (a pump thread) and notes (the main thread) both draw
 
     def update(self, n: int = 1) -> None:
         self.count += n
@@ -25,14 +28,19 @@ class Progress:
             self._draw(now)
 
     def set_note(self, note: str) -> None:
-        """Change the note; drawn at once when it changes (notes change rarely)."""
+        """Change the note; on a terminal it is drawn at once (notes change rarely), in a log
+        with the next line."""
         if note != self.note:
             self.note = note
-            if self.enabled and self._last:
+            if self.enabled and self._tty and self._last:
                 self._last = time.perf_counter()
                 self._draw(self._last)
 
     def _draw(self, now: float) -> None:
+        with self._lock:
+            self._draw_line(now)
+
+    def _draw_line(self, now: float) -> None:
         elapsed = now - self.start
         fps = self.count / elapsed if elapsed > 0 else 0.0
         if self.total:

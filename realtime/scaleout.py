@@ -63,7 +63,7 @@ class ChunkedVideoJob:
     def run(self) -> VideoSummary:
         start = time.perf_counter()
         index = probe_packets(self.input_path)
-        # seams go to scene cuts where there are some near the targets (smoothing on: off, no seam shows)
+        # with smoothing on, seams go to scene cuts near the targets (the smoother resets there anyway)
         cuts = tuple(scan_cuts(self.input_path, TemporalConfig().cut_threshold)) if self.spec.temporal else ()
         chunks = plan_chunks(index, self.chunk_seconds, self.warmup, cuts)
         spec = self._with_style_stats()
@@ -72,7 +72,6 @@ class ChunkedVideoJob:
         total = sum(c.frames for c in chunks)
         bar = Progress(total, label=f"{self.input_path.name} ({len(chunks)} chunks, {len(todo)} to do)",
                        enabled=self.progress)
-        bar.update(total - sum(c.frames for c in todo))
         tasks = [ChunkTask(str(self.input_path), str(self.parts_dir), c, self.deterministic) for c in todo]
         done = [len(chunks) - len(todo)]
 
@@ -88,6 +87,7 @@ class ChunkedVideoJob:
             note()
 
         note()
+        bar.update(total - sum(c.frames for c in todo))  # the parts an earlier run finished
         finished = False
         try:
             if tasks and self.cluster:

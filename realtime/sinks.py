@@ -42,7 +42,9 @@ class EncoderSink:
     """H.264 through PyAV: an .mp4/.mkv file, or MPEG-TS to udp:// or srt:// with low-latency settings.
 
     Timestamps come from the capture times, so the result keeps the real pacing (dropped
-    frames leave gaps, not a faster clip).
+    frames leave gaps, not a faster clip). Given a file source's ``MediaClock`` (``audio``), a
+    file also gets that file's sound for the recorded stretch, encoded as AAC when it closes
+    (on the closing thread: about a second per few minutes of sound).
     """
 
     TIME_BASE = Fraction(1, 90000)
@@ -88,17 +90,23 @@ class EncoderSink:
         self._last_pts = -1
         self._closed = False
 
+    AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+
     def _add_audio_stream(self, av) -> None:
+        """An AAC stream for the file source's sound (at a rate AAC has, 48 kHz at most); without
+        one (no audio, an unreadable file) the recording is silent, as a camera's."""
         try:
             with av.open(self.audio_clock.path) as src:
                 ctx = src.streams.audio[0].codec_context
-                rate, channels = min(ctx.sample_rate or 48000, 48000), ctx.channels or 2
-        except (av.error.FFmpegError, IndexError, AttributeError):
-            self.audio_clock = None  # the recording then has no sound, as a camera's
+                rate, channels = ctx.sample_rate or 48000, ctx.channels or 2
+            rate = rate if rate in self.AAC_RATES and rate <= 48000 else 48000
+            stream = self.container.add_stream("aac", rate=rate)
+            stream.layout = "mono" if channels == 1 else "stereo"
+            stream.format = "fltp"
+        except (av.error.FFmpegError, IndexError, AttributeError, ValueError):
+            self.audio_clock = None
             return
-        self.audio_stream = self.container.add_stream("aac", rate=rate)
-        self.audio_stream.layout = "mono" if channels == 1 else "stereo"
-        self.audio_stream.format = "fltp"
+        self.audio_stream = stream
 
     def _mux_audio(self) -> None:
         """The source's sound from the first recorded frame to the end of the last one."""
@@ -107,13 +115,22 @@ class EncoderSink:
         av = import_av()
         clock, stream = self.audio_clock, self.audio_stream
         start = clock.media_time(self._t0)
-        end = start + (self._last_pts + 1) * float(self.TIME_BASE) + 1.0 / float(self.stream.average_rate or 30)
+        end = start + self._last_pts * float(self.TIME_BASE) + 1.0 / float(self.stream.average_rate or 30)
         layout = stream.layout.name
         for block in audio_window(clock.path, max(0.0, start), end, clock.period, stream.rate, layout):
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, np.float32), format="fltp", layout=layout)
             frame.sample_rate = stream.rate
             self.container.mux(stream.encode(frame))
         self.container.mux(stream.encode(None))
+
+    def _mux_audio_or_warn(self) -> None:
+        from .media import import_av
+
+        ffmpeg_error = import_av().error.FFmpegError
+        try:
+            self._mux_audio()
+        except (ffmpeg_error, OSError, ValueError) as e:  # the picture is kept whatever the sound does
+            log.warning("the recording %s has no sound: %s", self.name, e)
 
     def send(self, rgb: np.ndarray, capture_time: float) -> None:
         from .media import import_av, video_frame
@@ -139,12 +156,7 @@ class EncoderSink:
             if self._t0 is not None:
                 self.container.mux(self.stream.encode(None))
                 if self.audio_stream is not None:
-                    from .media import import_av
-
-                    try:
-                        self._mux_audio()
-                    except (import_av().error.FFmpegError, OSError, ValueError) as e:  # the picture is kept whatever the sound does
-                        log.warning("the recording %s has no sound: %s", self.name, e)
+                    self._mux_audio_or_warn()
         finally:
             self.container.close()
             if self.file is not None:

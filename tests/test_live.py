@@ -356,3 +356,47 @@ def test_a_camera_recording_has_no_sound_stream(tmp_path):
     with LiveSession(camera(), [str(out)], size=(64, 48), fps=30, process=lambda rgb: rgb) as session:
         session.run()
     assert probe(out)["audio"] is None and probe(out)["frames"] >= 1
+
+
+def test_audio_window_loops_an_odd_period_from_mid_loop_with_the_gaps_silent(tmp_path):
+    """A 32-frame 30 fps clip (a period of 1.0667 s, not a round number) whose sound starts 0.2 s
+    in: 20 loops from mid-loop come back with exactly the asked length, the first 0.2 s of each
+    loop silent and the rest loud (a float loop counter used to hang here)."""
+    import av
+
+    from realtime.media import audio_window
+
+    rate, sr, frames, late = 30, 44100, 32, 0.2
+    clip = tmp_path / "odd.mp4"
+    with av.open(str(clip), "w") as c:
+        v = c.add_stream("libx264", rate=rate)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=sr)
+        a.layout = "mono"
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(make_pattern(48, 64, i), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+        n = int((frames / rate - late) * sr)
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / sr)).astype(np.float32)
+        for s in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[None, s:s + 1024]), format="flt", layout="mono")
+            af.sample_rate, af.pts = sr, int(late * sr) + s
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    period, start = frames / rate, 1.234
+    end = start + 20 * period
+    result = []
+    worker = threading.Thread(target=lambda: result.append(np.concatenate(
+        list(audio_window(str(clip), start, end, period, sr, "mono")), axis=1)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert result, "audio_window did not finish"
+    sound = result[0][0]
+    assert len(sound) == round((end - start) * sr)
+    for k in range(2, 21):  # each later loop: silent head, loud body
+        head = int((k * period + 0.03 - start) * sr), int((k * period + 0.17 - start) * sr)
+        body = int((k * period + 0.3 - start) * sr), int((k * period + 0.9 - start) * sr)
+        assert np.abs(sound[head[0]:head[1]]).max() < 0.02, k
+        assert np.abs(sound[body[0]:body[1]]).mean() > 0.1, k

@@ -230,15 +230,20 @@ def _ray_actors(ray, spec: WorkerSpec, workers: int) -> list:
     """``workers`` actors whose Stylizer ``spec`` builds; made once per Ray session and reused
     by every job in it (the videos of a batch), since building a Stylizer costs seconds."""
     bare = replace(spec, style_stats={}, style_names=())
-    actors = _RAY_ACTORS.setdefault(repr(bare), [])
+    actors = _RAY_ACTORS.setdefault(_actor_key(spec), [])
     if len(actors) < workers:
         worker_cls = ray.remote(max_restarts=3, max_task_retries=3, num_cpus=spec.threads)(_RayWorker)
         actors += [worker_cls.remote(bare) for _ in range(workers - len(actors))]
     return actors[:workers]
 
 
+def _actor_key(spec: WorkerSpec) -> str:
+    """What builds an actor's Stylizer: the spec without the job's style."""
+    return repr(replace(spec, style_stats={}, style_names=()))
+
+
 def _drop_ray_actors(ray, spec: WorkerSpec) -> None:
-    for actor in _RAY_ACTORS.pop(repr(replace(spec, style_stats={}, style_names=())), []):
+    for actor in _RAY_ACTORS.pop(_actor_key(spec), []):
         with contextlib.suppress(Exception):
             ray.kill(actor)
 

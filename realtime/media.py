@@ -87,9 +87,12 @@ def _audio_stretch(av, path: str, a: float, want: int, rate: int, layout: str,
     """``want`` samples of a file's sound from media time ``a``, gaps and the end padded with silence."""
     sent = 0
     with av.open(path) as src:
+        stream = src.streams.audio[0]
+        if a > 1.0 and stream.time_base:  # start near the stretch, not at the file's start (late windows)
+            src.seek(int((a - 1.0) / stream.time_base), stream=stream, backward=True)
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-        t = None  # media time of the next resampled sample
-        for frame in src.decode(src.streams.audio[0]):
+        t = None  # media time of the next resampled sample (the first decoded frame's, after a seek)
+        for frame in src.decode(stream):
             if t is None:
                 t = float(frame.time or 0.0)
             for out in resampler.resample(frame):

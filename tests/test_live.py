@@ -298,11 +298,11 @@ def test_smoothing_key_is_applied_between_frames_on_the_inference_thread(tiny_mo
     assert all(o.shape == (48, 64, 3) and o.dtype == np.uint8 for o in out)
 
 
-def _gated_tone_clip(path, seconds=2.0, rate=24, sr=44100):
-    """A clip whose sound is silent for its first half and a 440 Hz tone for its second."""
+def _clip_with_sound(path, frames, rate, sound, sr=44100, sound_start=0.0):
+    """A 64x48 clip of ``frames`` at ``rate`` with ``sound`` (mono float32 samples at ``sr``) as AAC,
+    its first sample at ``sound_start`` seconds."""
     import av
 
-    frames = int(seconds * rate)
     with av.open(str(path), "w") as c:
         v = c.add_stream("libx264", rate=rate)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
@@ -313,14 +313,16 @@ def _gated_tone_clip(path, seconds=2.0, rate=24, sr=44100):
             f.pts = i
             c.mux(v.encode(f))
         c.mux(v.encode(None))
-        t = np.arange(int(seconds * sr)) / sr
-        tone = (0.3 * np.sin(2 * np.pi * 440 * t) * (t >= seconds / 2)).astype(np.float32)
-        for s in range(0, len(tone), 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[None, s:s + 1024]), format="flt", layout="mono")
-            af.sample_rate, af.pts = sr, s
+        for s in range(0, len(sound), 1024):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(sound[None, s:s + 1024]), format="flt", layout="mono")
+            af.sample_rate, af.pts = sr, int(round(sound_start * sr)) + s
             c.mux(a.encode(af))
         c.mux(a.encode(None))
     return path
+
+
+def _tone(seconds, sr=44100):
+    return (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
 
 
 @pytest.mark.slow
@@ -329,7 +331,9 @@ def test_a_recording_from_a_looped_file_carries_its_sound_in_step(tmp_path):
     looped with the picture (silent half, tone half, again), as long as the video."""
     import av
 
-    clip = _gated_tone_clip(tmp_path / "c.mp4")
+    tone = _tone(2.0)
+    tone[:len(tone) // 2] = 0  # silent for the first second, a 440 Hz tone for the second
+    clip = _clip_with_sound(tmp_path / "c.mp4", 48, 24, tone)
     out = tmp_path / "rec.mp4"
     with LiveSession(str(clip), [str(out)], loop=True, process=lambda rgb: rgb) as session:
         session.run(duration=4.6)
@@ -362,29 +366,10 @@ def test_audio_window_loops_an_odd_period_from_mid_loop_with_the_gaps_silent(tmp
     """A 32-frame 30 fps clip (a period of 1.0667 s, not a round number) whose sound starts 0.2 s
     in: 20 loops from mid-loop come back with exactly the asked length, the first 0.2 s of each
     loop silent and the rest loud (a float loop counter used to hang here)."""
-    import av
-
     from realtime.media import audio_window
 
     rate, sr, frames, late = 30, 44100, 32, 0.2
-    clip = tmp_path / "odd.mp4"
-    with av.open(str(clip), "w") as c:
-        v = c.add_stream("libx264", rate=rate)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=sr)
-        a.layout = "mono"
-        for i in range(frames):
-            f = av.VideoFrame.from_ndarray(make_pattern(48, 64, i), format="rgb24")
-            f.pts = i
-            c.mux(v.encode(f))
-        c.mux(v.encode(None))
-        n = int((frames / rate - late) * sr)
-        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / sr)).astype(np.float32)
-        for s in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[None, s:s + 1024]), format="flt", layout="mono")
-            af.sample_rate, af.pts = sr, int(late * sr) + s
-            c.mux(a.encode(af))
-        c.mux(a.encode(None))
+    clip = _clip_with_sound(tmp_path / "odd.mp4", frames, rate, _tone(frames / rate - late), sr, sound_start=late)
     period, start = frames / rate, 1.234
     end = start + 20 * period
     result = []

@@ -45,7 +45,10 @@ def put_latest(q: queue.Queue, item) -> bool:
 
 @dataclass
 class LiveStats:
+    # the running stretch: ``run`` restarts the clock when its threads start and stops it when
+    # its loop ends, so neither loading a model nor finalising a recording counts against fps
     started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
     captured: int = 0
     processed: int = 0
     dropped: int = 0  # captured frames replaced before inference took them
@@ -57,7 +60,7 @@ class LiveStats:
     adapt: dict | None = None  # the adaptive resolution's state (realtime.adapt), when it is on
 
     def summary(self) -> dict:
-        wall = max(1e-9, time.monotonic() - self.started)
+        wall = max(1e-9, (self.ended or time.monotonic()) - self.started)
         lat = np.fromiter(self.latencies_ms, float)
         return {"seconds": round(wall, 2), "captured_frames": self.captured, "processed_frames": self.processed,
                 "sent_frames": dict(self.sent),
@@ -244,6 +247,7 @@ class LiveSession:
             if hasattr(sink, "prepare"):
                 sink.prepare()  # GUI set-up before any other thread runs
         self._started = True
+        self.stats.started = time.monotonic()
         for w in [*self._workers, *self._sink_workers.values()]:
             w.start()
         deadline = None if duration is None else time.monotonic() + duration
@@ -258,6 +262,7 @@ class LiveSession:
                 elif not self._pump_main_sinks(wait=0.05):
                     break
         finally:
+            self.stats.ended = time.monotonic()
             self.close()
         for w in self._all_workers():
             w.raise_if_failed()

@@ -85,6 +85,32 @@ def test_slow_model_drops_stale_frames_and_latency_stays_bounded():
     assert sink.seen == sorted(sink.seen)  # order kept
 
 
+def test_stats_time_only_the_running_stretch():
+    """fps is frames over the time the threads ran: not the set-up before ``run`` (a model
+    loading) nor a sink's close (a recording being finalised)."""
+
+    def source():
+        for i in range(30):  # 0.5 s at 60 fps
+            yield Frame(np.zeros((8, 8, 3), np.uint8), time.monotonic(), i)
+            time.sleep(1 / 60)
+
+    class SlowClose:
+        name = "slow-close"
+
+        def send(self, rgb, t):
+            pass
+
+        def close(self):
+            time.sleep(1.0)
+
+    session = LiveSession(source(), (), sinks=[SlowClose()], process=lambda rgb: rgb)
+    time.sleep(1.0)  # as long as loading a model
+    stats = session.run()
+    assert stats["processed_frames"] == 30
+    assert 0.4 < stats["seconds"] < 1.2, stats["seconds"]  # the 0.5 s run, not 2.5 s
+    assert stats["processed_fps"] > 25
+
+
 @pytest.mark.slow
 def test_udp_stream_is_received(tmp_path):
     import av

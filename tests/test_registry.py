@@ -128,19 +128,22 @@ def test_bundled_default_model_verifies_and_loads():
     assert model.reconstruct(x).shape == x.shape
 
 
-def test_the_default_model_paints_no_frame(default_model, style_image):
+@pytest.mark.parametrize("name", ["default", "quality"])
+def test_the_bundled_models_paint_no_frame(name, style_image):
     """A flat grey picture stays the same everywhere up to the pixel shuffle's 2-px period: the
-    shipped default has nothing to paint at the picture's edge (its predecessor drew a band and
+    shipped default (and ``quality`` since its version 2) has nothing to paint at the picture's
+    edge (their predecessors drew a band and
     a dark line there on every output: 255 levels at the edge of a flat frame, and a border
     measure 6x the photograph's own). One picture is a noisy sample of the border measure, so the
     bound here is loose; the evaluation grid's mean is the real yardstick (model card)."""
     import numpy as np
 
     from conftest import real_image
+    from realtime.model import load_model
     from realtime.stylizer import Stylizer
     from realtime.tools.evaluate import border_measure
 
-    s = Stylizer(default_model, device="cpu", backend="torch")
+    s = Stylizer(load_model(name, allow_download=False), device="cpu", backend="torch")
     s.set_style(style_image)
     out = s.stylize(np.full((96, 128, 3), 128, np.uint8)).astype(int)
     assert np.abs(out[2:] - out[:-2]).max() <= 1 and np.abs(out[:, 2:] - out[:, :-2]).max() <= 1

@@ -60,7 +60,8 @@ class LiveStats:
     adapt: dict | None = None  # the adaptive resolution's state (realtime.adapt), when it is on
 
     def summary(self) -> dict:
-        wall = max(1e-9, (self.ended or time.monotonic()) - self.started)
+        end = self.ended if self.ended is not None else time.monotonic()
+        wall = max(1e-9, end - self.started)
         lat = np.fromiter(self.latencies_ms, float)
         return {"seconds": round(wall, 2), "captured_frames": self.captured, "processed_frames": self.processed,
                 "sent_frames": dict(self.sent),

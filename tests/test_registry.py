@@ -132,9 +132,8 @@ def test_bundled_default_model_verifies_and_loads():
 def test_the_bundled_models_paint_no_frame(name, style_image):
     """A flat grey picture stays the same everywhere up to the pixel shuffle's 2-px period: the
     shipped default (and ``quality`` since its version 2) has nothing to paint at the picture's
-    edge (their predecessors drew a band and
-    a dark line there on every output: 255 levels at the edge of a flat frame, and a border
-    measure 6x the photograph's own). One picture is a noisy sample of the border measure, so the
+    edge (their predecessors drew a band and a dark line there on every output: 255 levels at
+    the edge of a flat frame, and a border measure 6x the photograph's own). One picture is a noisy sample of the border measure, so the
     bound here is loose; the evaluation grid's mean is the real yardstick (model card)."""
     import numpy as np
 

@@ -138,6 +138,10 @@ class StudentConfig:
         reaches their resolution (multi-level AdaIN): detail comes back, style acts at every scale.
     padding: how every 3x3 convolution pads: "zeros" (our first models) lets the network find
         the picture's edge and paint a frame there; "reflect" gives it nothing to find.
+    modulate: hidden size of the decoder's style modulation (0: none). The decoder reads the
+        channel statistics of its own input, which after AdaIN are the style's, and turns them
+        into a scale and shift for every hidden convolution: it can paint each style its own way
+        rather than one way for all (after MicroAST's modulated decoder blocks).
     """
 
     width: float = 0.25
@@ -147,6 +151,7 @@ class StudentConfig:
     decoder_width: float | None = None
     skips: tuple[str, ...] = ()
     padding: str = "zeros"
+    modulate: int = 0
 
     def __post_init__(self) -> None:
         if self.padding not in PADDINGS:
@@ -159,6 +164,8 @@ class StudentConfig:
         bad = [t for t in self.skips if t not in TAPS[: self.depth - 1]]
         if bad:
             raise ValueError(f"skips must be among {TAPS[: self.depth - 1]}, got {bad}")
+        if not isinstance(self.modulate, int) or self.modulate < 0:
+            raise ValueError(f"modulate must be a hidden size >= 0, got {self.modulate!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> StudentConfig:
@@ -171,7 +178,10 @@ class StudentConfig:
         return (*sorted(self.skips), TAPS[self.depth - 1])
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.modulate:  # files without it read the same as before it existed
+            del d["modulate"]
+        return d
 
     def channels(self, decoder: bool = False) -> list[int]:
         w = self.decoder_width if decoder and self.decoder_width is not None else self.width
@@ -209,28 +219,66 @@ def student_encoder(cfg: StudentConfig) -> Encoder:
     return Encoder(nn.Sequential(*layers), taps, stride=cfg.stride)
 
 
+class StyleModulation(nn.Module):
+    """(N, C, h, w) decoder input -> {layer index: (scale, shift)}, each (N, c, 1, 1).
+
+    A small MLP of the input's channel means and standard deviations (after AdaIN: the style's).
+    Its last layer starts at zero, so a fresh modulation is the identity and a decoder trained
+    without one keeps its output when one is added.
+    """
+
+    def __init__(self, channels: int, hidden: int, targets: dict[int, int]):
+        super().__init__()
+        self.targets = dict(targets)  # layer index -> channels it outputs
+        self.mlp = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 2 * sum(self.targets.values())))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        n, c = x.shape[:2]
+        flat = x.reshape(n, c, -1)
+        mean = flat.mean(dim=2)
+        std = ((flat * flat).mean(dim=2) - mean * mean).clamp_min(0.0).add(1e-5).sqrt()
+        params = self.mlp(torch.cat([mean, std], dim=1))
+        out, at = {}, 0
+        for idx, ch in self.targets.items():
+            scale = params[:, at: at + ch].reshape(n, ch, 1, 1) + 1.0
+            shift = params[:, at + ch: at + 2 * ch].reshape(n, ch, 1, 1)
+            out[idx] = (scale, shift)
+            at += 2 * ch
+        return out
+
+
 class Decoder(nn.Module):
     """Features -> RGB: a Sequential of layers, plus (multi-level AdaIN) 1x1 projections of
-    shallower taps added after the layers that reach their resolution.
+    shallower taps added after the layers that reach their resolution, and (optionally) a style
+    modulation of its hidden convolutions made from the statistics of its input.
 
     forward(feats): feats maps tap name -> (N, C, h, w); ``deepest`` is required, the skip taps
     too. ``run`` is the same loop with the skip terms made by the caller (a backend that folds
     AdaIN into the projections). Every decoder, ours and the published one, is this type.
     """
 
-    def __init__(self, layers: nn.Sequential, deepest: str, skips: dict[str, tuple[int, nn.Conv2d]] | None = None):
+    def __init__(self, layers: nn.Sequential, deepest: str, skips: dict[str, tuple[int, nn.Conv2d]] | None = None,
+                 mod: StyleModulation | None = None):
         super().__init__()
         self.layers = layers
         self.deepest = deepest
         self.inject = {idx: tap for tap, (idx, _) in (skips or {}).items()}
         self.skips = nn.ModuleDict({tap: conv for tap, (_, conv) in (skips or {}).items()})
+        self.mod = mod  # None adds no keys: files without a modulation load as before
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.run(feats[self.deepest], lambda tap: self.skips[tap](feats[tap]))
 
     def run(self, x: torch.Tensor, skip: Callable[[str], torch.Tensor]) -> torch.Tensor:
+        films = self.mod(x) if self.mod is not None else {}
         for i, layer in enumerate(self.layers):
             x = layer(x)
+            film = films.get(i)
+            if film is not None:
+                x = torch.addcmul(film[1], x, film[0])
             tap = self.inject.get(i)
             if tap is not None:
                 x = x + skip(tap)
@@ -254,7 +302,12 @@ def student_decoder(cfg: StudentConfig) -> Decoder:
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
             skips[tap] = (idx, conv)
-    return Decoder(layers, TAPS[cfg.depth - 1], skips)
+    mod = None
+    if cfg.modulate:
+        hidden = {i: m.out_channels for i, m in enumerate(layers)
+                  if isinstance(m, nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)}
+        mod = StyleModulation(cfg.channels()[-1], cfg.modulate, hidden)
+    return Decoder(layers, TAPS[cfg.depth - 1], skips, mod)
 
 
 def _mirror_layers(cfg: StudentConfig) -> nn.Sequential:

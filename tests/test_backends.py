@@ -72,6 +72,32 @@ def test_multi_level_model_matches_between_backends(tmp_path):
                         "skips")
 
 
+def test_modulated_model_matches_between_backends(tmp_path):
+    """The style modulation lives inside the decoder graph: ONNX Runtime must paint what eager
+    torch paints (torch-bf16: tests/test_bf16.py)."""
+    from realtime.model import load_student, save_student
+
+    torch.manual_seed(4)
+    cfg = nets.StudentConfig(width=0.125, skips=("relu2_1",), padding="reflect", modulate=16)
+    enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
+    torch.nn.init.normal_(dec.skips["relu2_1"].weight, std=0.3)
+    torch.nn.init.normal_(dec.mod.mlp[2].weight, std=0.3)
+    model = load_student(save_student(enc, dec, cfg, tmp_path / "mod.safetensors"))
+    frame = real_image(64, 96)
+    spread_output(model, frame)
+    stats = model.style_stats(torch.rand(1, 3, 48, 48))
+    ref_b, ort_b = TorchBackend(model, torch.device("cpu")), OrtBackend(model, cache_dir=tmp_path)
+    f, own = ort_b.encode(frame)
+    ref = ref_b.decode(ref_b.encode(frame)[0], own, stats, 0.9)
+    got = ort_b.decode(f, own, stats, 0.9)
+    _assert_same_frames(ref, got, "modulated")
+    with torch.no_grad():  # the graph carries the modulation: without it the picture differs
+        torch.nn.init.zeros_(model.decoder.mod.mlp[2].weight)
+        torch.nn.init.zeros_(model.decoder.mod.mlp[2].bias)
+    unmodulated = TorchBackend(model, torch.device("cpu")).decode(ref_b.encode(frame)[0], own, stats, 0.9)
+    assert frame_diff(unmodulated, got).mean() > 1.0
+
+
 def test_export_is_checked_and_cached(tmp_path, tiny_model):
     import onnx
 

@@ -69,6 +69,21 @@ def test_bf16_folds_adain_into_the_skips(tmp_path):
 
 
 @needs_bf16
+def test_bf16_runs_the_style_modulation(tmp_path):
+    torch.manual_seed(4)
+    cfg = nets.StudentConfig(width=0.125, skips=("relu2_1",), padding="reflect", modulate=16)
+    enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
+    torch.nn.init.normal_(dec.skips["relu2_1"].weight, std=0.3)
+    torch.nn.init.normal_(dec.mod.mlp[2].weight, std=0.3)
+    from realtime.model import load_student, save_student
+
+    model = load_student(save_student(enc, dec, cfg, tmp_path / "mod.safetensors"))
+    frame = real_image(64, 96)
+    spread_output(model, frame)
+    _compare(model, frame, 0.9, "modulated")
+
+
+@needs_bf16
 def test_bf16_leaves_the_callers_model_in_fp32(default_model):
     before = {k: v.clone() for k, v in default_model.state_dict().items()}
     TorchBf16Backend(default_model, CPU)

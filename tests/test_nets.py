@@ -65,7 +65,8 @@ def test_pickled_objects_are_refused(tmp_path):
                                  nets.StudentConfig(separable=True), nets.StudentConfig(fast_stem=False, depth=3),
                                  nets.StudentConfig(skips=("relu1_1", "relu2_1", "relu3_1")),
                                  nets.StudentConfig(depth=3, skips=("relu2_1",)),
-                                 nets.StudentConfig(skips=("relu1_1", "relu2_1"), padding="reflect")])
+                                 nets.StudentConfig(skips=("relu1_1", "relu2_1"), padding="reflect"),
+                                 nets.StudentConfig(width=0.125, skips=("relu2_1",), padding="reflect", modulate=16)])
 def test_student_family_round_trips_any_size(cfg, tmp_path):
     from realtime.model import save_student
 
@@ -122,6 +123,36 @@ def test_fresh_skip_decoder_equals_its_main_path():
     assert torch.allclose(dec(feats), plain(feats))
     with pytest.raises(ValueError, match="skips"):
         nets.StudentConfig(depth=3, skips=("relu3_1",))
+
+
+def test_style_modulation_starts_as_the_identity_then_tells_styles_apart():
+    """Added to a trained decoder, a fresh modulation changes nothing (warm starts keep their
+    picture); once trained, the same content comes out differently for styles whose statistics
+    differ, beyond what AdaIN alone does. Files without it keep their keys and config."""
+    torch.manual_seed(0)
+    plain_cfg = nets.StudentConfig(width=0.125, skips=("relu1_1", "relu2_1"), padding="reflect")
+    mod_cfg = nets.StudentConfig(**{**plain_cfg.to_dict(), "modulate": 16})
+    assert "modulate" not in plain_cfg.to_dict() and mod_cfg.to_dict()["modulate"] == 16
+    enc, plain, dec = nets.student_encoder(plain_cfg), nets.student_decoder(plain_cfg), nets.student_decoder(mod_cfg)
+    assert not any(k.startswith("mod.") for k in plain.state_dict())
+    missing, unexpected = dec.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("mod.") for k in missing)
+    model_plain = load_student(_saved(enc, plain, plain_cfg))
+    model_mod = load_student(_saved(enc, dec, mod_cfg))
+    x = torch.rand(1, 3, 64, 96)
+    styles = [model_plain.style_stats(torch.rand(1, 3, 64, 64) * k) for k in (0.3, 1.0)]
+    with torch.no_grad():
+        for s in styles:
+            assert torch.allclose(model_mod(x, s), model_plain(x, s), atol=1e-6)
+        torch.nn.init.normal_(model_mod.decoder.mod.mlp[2].weight, std=0.05)
+        gaps = [float((model_mod(x, s) - model_plain(x, s)).abs().mean()) for s in styles]
+        c = mod_cfg.channels()[-1]
+        films = [model_mod.decoder.mod(torch.rand(1, c, 4, 6) * k) for k in (0.3, 1.0)]
+    assert min(gaps) > 1e-4, gaps
+    assert films[0].keys() == films[1].keys() and len(films[0]) == 6  # every hidden convolution
+    assert all(float((films[0][i][0] - films[1][i][0]).abs().max()) > 1e-3 for i in films[0])
+    with pytest.raises(ValueError, match="modulate"):
+        nets.StudentConfig(modulate=-1)
 
 
 def test_teacher_loads_caffe_keys():

@@ -199,7 +199,13 @@ class Trainer:
 
             model = load_student(path)
             self.encoder.layers.load_state_dict(model.encoder.layers.state_dict(), strict=True)
-            self.decoder.load_state_dict(model.decoder.state_dict(), strict=True)
+            missing, unexpected = self.decoder.load_state_dict(model.decoder.state_dict(), strict=False)
+            if unexpected or any(not k.startswith("mod.") for k in missing):
+                raise ValueError(f"{path} has a decoder of another shape than {self.student_cfg.to_dict()} "
+                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]}); warm-start with the "
+                                 f"same student, a style modulation may be added")
+            if missing:
+                log.info("a style modulation starts at the identity on top of %s", path)
             self.step = self.cfg.distill_steps
             self._make_optimizer()
             log.info("warm start from the exported model %s; AdaIN stage begins at %d", path, self.step)

@@ -131,6 +131,27 @@ def test_warm_start_from_an_exported_model(setup):
     assert torch.isfinite(out).all()
 
 
+def test_a_style_modulation_grows_on_an_exported_model(setup):
+    """Warm-starting a modulated student from a file without one keeps every trained weight, starts
+    the modulation at the identity, trains it at --mod-lr, and refuses a decoder of another shape."""
+    tmp, config = setup
+    plain = {**TINY, "skips": ["relu2_1"], "padding": "reflect"}
+    base = Trainer(config(student=plain), tmp / "base")
+    base.run()
+    exported = base.export(tmp / "base.safetensors")
+    fine = Trainer(config(init_from=str(exported), student={**plain, "modulate": 8}, mod_lr=1e-2), tmp / "mod")
+    ref = base.decoder.state_dict()
+    assert all(torch.equal(ref[k], v) for k, v in fine.decoder.state_dict().items() if not k.startswith("mod."))
+    assert [g["lr"] for g in fine.opt.param_groups][:2] == [fine.cfg.adain_lr, 1e-2]
+    last = fine.decoder.mod.mlp[2].weight
+    assert float(last.abs().max()) == 0.0
+    fine.run()
+    assert float(fine.decoder.mod.mlp[2].weight.abs().max()) > 0.0
+    assert load_student(fine.export(tmp / "mod.safetensors")).decoder.mod is not None
+    with pytest.raises(ValueError, match="another shape"):
+        Trainer(config(init_from=str(exported), student={**plain, "skips": ["relu1_1"], "modulate": 8}), tmp / "bad")
+
+
 def test_structure_loss_is_ssims_contrast_structure_term_and_trains(setup):
     """1 for a picture against itself or a brighter copy, lower for lost contrast, near 0 for noise,
     within 0.01 of the evaluation's SSIM on same-brightness pictures; as a loss it is finite and in

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                                         "(skips distillation); its student config is kept unless --student is given")
     for flag, kind, text in (("--adain-lr", float, "decoder learning rate in the AdaIN stage"),
                              ("--encoder-lr", float, "fine-tune the encoder end to end at this rate (AdaIN stage)"),
+                             ("--mod-lr", float, "learning rate of the decoder's style modulation (default: "
+                                                 "--adain-lr)"),
                              ("--short-side", int, "hold training images at this short side"),
                              ("--max-zoom-out", float, "crop windows span crop..crop*this pixels"),
                              ("--adain-content-weight", float, "weight of the AdaIN-target content loss"),

@@ -65,6 +65,7 @@ class TrainConfig:
     perceptual_content_weight: float = 0.0
     style_distance_weight: float = 0.0
     encoder_lr: float = 0.0  # > 0: fine-tune the encoder end to end in the AdaIN stage
+    mod_lr: float = 0.0  # the decoder's style modulation in the AdaIN stage (0: adain_lr)
     # styles as the product sees them: whole images at this long side (0 = random crops, as before)
     style_max_side: int = 0
     # output distillation: L1 to a frozen model's output (an exported .safetensors), away from the
@@ -152,7 +153,11 @@ class Trainer:
             self.opt = torch.optim.Adam(params, lr=self.cfg.lr)
         else:
             lr = self.cfg.adain_lr
-            groups = [{"params": list(self.decoder.parameters()), "lr": lr, "base_lr": lr}]
+            mod = set(self.decoder.mod.parameters()) if self.decoder.mod is not None else set()
+            groups = [{"params": [p for p in self.decoder.parameters() if p not in mod], "lr": lr, "base_lr": lr}]
+            if mod:  # a modulation added to trained weights starts at zero and may need a faster rate
+                mod_lr = self.cfg.mod_lr or lr
+                groups.append({"params": list(self.decoder.mod.parameters()), "lr": mod_lr, "base_lr": mod_lr})
             self.encoder.requires_grad_(self.cfg.encoder_lr > 0)
             if self.cfg.encoder_lr > 0:
                 groups.append({"params": list(self.encoder.parameters()), "lr": self.cfg.encoder_lr,

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from .adain import calc_mean_std
+
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
@@ -238,11 +240,9 @@ class StyleModulation(nn.Module):
         nn.init.zeros_(self.mlp[2].bias)
 
     def forward(self, x: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        n, c = x.shape[:2]
-        flat = x.reshape(n, c, -1)
-        mean = flat.mean(dim=2)
-        std = ((flat * flat).mean(dim=2) - mean * mean).clamp_min(0.0).add(1e-5).sqrt()
-        params = self.mlp(torch.cat([mean, std], dim=1))
+        n = x.shape[0]
+        mean, std = calc_mean_std(x)
+        params = self.mlp(torch.cat([mean.flatten(1), std.flatten(1)], dim=1))
         out, at = {}, 0
         for idx, ch in self.targets.items():
             scale = params[:, at: at + ch].reshape(n, ch, 1, 1) + 1.0

@@ -232,6 +232,20 @@ def real_image(h=96, w=128) -> np.ndarray:
     return pattern(h, w)
 
 
+def modulated_model(path: Path):
+    """A small reflect-padded student with a non-zero skip and style modulation, saved to path
+    and loaded back (so the file format is part of what a test exercises)."""
+    from realtime import nets
+    from realtime.model import load_student, save_student
+
+    torch.manual_seed(4)
+    cfg = nets.StudentConfig(width=0.125, skips=("relu2_1",), padding="reflect", modulate=16)
+    enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
+    torch.nn.init.normal_(dec.skips["relu2_1"].weight, std=0.3)
+    torch.nn.init.normal_(dec.mod.mlp[2].weight, std=0.3)
+    return load_student(save_student(enc, dec, cfg, path))
+
+
 def spread_output(model, frame: np.ndarray) -> None:
     """Random decoders give a near-constant output that clips to one grey, where any mismatch
     would hide; rescale the last convolution so the output of this frame spans mid-range."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import frame_diff, pattern, real_image, registered_case, spread_output
+from conftest import frame_diff, modulated_model, pattern, real_image, registered_case, spread_output
 from realtime import nets
 from realtime.backends import OrtBackend, TorchBackend, create_backend
 from realtime.errors import BackendUnavailableError
@@ -75,14 +75,7 @@ def test_multi_level_model_matches_between_backends(tmp_path):
 def test_modulated_model_matches_between_backends(tmp_path):
     """The style modulation lives inside the decoder graph: ONNX Runtime must paint what eager
     torch paints (torch-bf16: tests/test_bf16.py)."""
-    from realtime.model import load_student, save_student
-
-    torch.manual_seed(4)
-    cfg = nets.StudentConfig(width=0.125, skips=("relu2_1",), padding="reflect", modulate=16)
-    enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
-    torch.nn.init.normal_(dec.skips["relu2_1"].weight, std=0.3)
-    torch.nn.init.normal_(dec.mod.mlp[2].weight, std=0.3)
-    model = load_student(save_student(enc, dec, cfg, tmp_path / "mod.safetensors"))
+    model = modulated_model(tmp_path / "mod.safetensors")
     frame = real_image(64, 96)
     spread_output(model, frame)
     stats = model.style_stats(torch.rand(1, 3, 48, 48))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import frame_diff, pattern, real_image, registered_case, spread_output
+from conftest import frame_diff, modulated_model, pattern, real_image, registered_case, spread_output
 from realtime import backends, nets
 from realtime.backends import TorchBackend, TorchBf16Backend, cpu_has_native_bf16, create_backend
 from realtime.errors import BackendUnavailableError
@@ -70,14 +70,7 @@ def test_bf16_folds_adain_into_the_skips(tmp_path):
 
 @needs_bf16
 def test_bf16_runs_the_style_modulation(tmp_path):
-    torch.manual_seed(4)
-    cfg = nets.StudentConfig(width=0.125, skips=("relu2_1",), padding="reflect", modulate=16)
-    enc, dec = nets.student_encoder(cfg), nets.student_decoder(cfg)
-    torch.nn.init.normal_(dec.skips["relu2_1"].weight, std=0.3)
-    torch.nn.init.normal_(dec.mod.mlp[2].weight, std=0.3)
-    from realtime.model import load_student, save_student
-
-    model = load_student(save_student(enc, dec, cfg, tmp_path / "mod.safetensors"))
+    model = modulated_model(tmp_path / "mod.safetensors")
     frame = real_image(64, 96)
     spread_output(model, frame)
     _compare(model, frame, 0.9, "modulated")

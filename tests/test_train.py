@@ -176,3 +176,43 @@ def test_structure_loss_is_ssims_contrast_structure_term_and_trains(setup):
     assert "structure" in losses and torch.isfinite(losses["structure"])
     losses["structure"].backward()  # it reaches the decoder's weights
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.decoder.parameters())
+
+
+def test_average_of_two_exported_models_is_the_mean_of_their_weights(setup):
+    """scripts/average_models.py: the mean of two trained checkpoints of one network loads and
+    runs; a different network, a single model or writing over an input is a one-line error."""
+    from safetensors import safe_open
+
+    from realtime.errors import OutputError, WeightsError
+    from realtime.tools.train.average import average_models, main
+
+    tmp, config = setup
+    a = Trainer(config(seed=1), tmp / "a")
+    a.run()
+    b = Trainer(config(seed=2), tmp / "b")
+    b.run()
+    pa, pb = a.export(tmp / "a.safetensors"), b.export(tmp / "b.safetensors")
+    before = {p: p.read_bytes() for p in (pa, pb)}
+    main([str(pa), str(pb), "--weights", "3", "1", "-o", str(tmp / "mix.safetensors")])
+    with safe_open(str(pa), "pt") as fa, safe_open(str(pb), "pt") as fb, \
+            safe_open(str(tmp / "mix.safetensors"), "pt") as fm:
+        differ = [k for k in fa.keys() if not torch.equal(fa.get_tensor(k), fb.get_tensor(k))]
+        assert differ  # two seeds train two different networks, so the mean is a real test
+        for k in fa.keys():
+            torch.testing.assert_close(fm.get_tensor(k), 0.75 * fa.get_tensor(k) + 0.25 * fb.get_tensor(k))
+        assert "a.safetensors x 0.75" in fm.metadata()["steps"]
+    model = load_student(tmp / "mix.safetensors")
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.rand(1, 3, 32, 32), model.style_stats(torch.rand(1, 3, 32, 32)))).all()
+    assert {p: p.read_bytes() for p in (pa, pb)} == before  # inputs only read
+
+    other = Trainer(config(student={**TINY, "skips": ["relu1_1"]}), tmp / "other")
+    other.run()
+    with pytest.raises(WeightsError, match="different network"):
+        average_models([pa, other.export(tmp / "other.safetensors")], tmp / "bad.safetensors")
+    with pytest.raises(OutputError, match="one of the models"):
+        average_models([pa, pb], pa)
+    assert pa.read_bytes() == before[pa]
+    with pytest.raises(SystemExit, match="at least two models"):
+        main([str(pa), "-o", str(tmp / "one.safetensors")])
+    assert not (tmp / "bad.safetensors").exists() and not (tmp / "one.safetensors").exists()

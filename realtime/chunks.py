@@ -204,7 +204,12 @@ def run_chunk(task: ChunkTask, process: Callable, reset: Callable[[], None] | No
                                f"(the input decodes differently from its packet index); run without --workers")
         out.commit()
     result = {"chunk": chunk.index, "frames": written, "sha256": digest.hexdigest(), "pid": os.getpid()}
-    (parts / f"{chunk.name}.json").write_text(json.dumps(result))
+    # written whole or not at all: a kill while writing must not leave a record that a rerun reads
+    # as damaged (it would redo a finished part) or that another process sees half-written
+    record = parts / f"{chunk.name}.json"
+    tmp = record.with_name(record.name + ".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, record)
     return result
 
 

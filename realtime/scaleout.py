@@ -140,8 +140,10 @@ class ChunkedVideoJob:
             if not same:
                 shutil.rmtree(self.parts_dir)
         self.parts_dir.mkdir(exist_ok=True)
-        if not plan.exists():
-            plan.write_text(json.dumps(identity))
+        if not plan.exists():  # whole or absent, as the part records: a half plan would discard finished parts
+            tmp = plan.with_name("plan.json.tmp")
+            tmp.write_text(json.dumps(identity))
+            os.replace(tmp, plan)
 
 
 def _settings_hash(spec: WorkerSpec) -> str:

@@ -199,12 +199,13 @@ def _writing_a_part(pid: int) -> bool:
         return False
 
 
-def _kill_a_worker_mid_chunk(parts: Path, timeout=120.0) -> int:
-    """SIGKILL a worker while it is writing a part. It is stopped first and checked again, so
-    the kill cannot land after it finished that part (a loaded machine made that race real)."""
+def _kill_a_worker_mid_chunk(parts: Path, command: int, timeout=120.0) -> int:
+    """SIGKILL a worker (never the command's own process) while it is writing a part. It is
+    stopped first and checked again, so the kill cannot land after it finished that part (a
+    loaded machine made that race real)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        for pid in [p for p in _pids_holding(str(parts)) if p != os.getpid()]:
+        for pid in [p for p in _pids_holding(str(parts)) if p not in (os.getpid(), command)]:
             if not _writing_a_part(pid):
                 continue
             try:
@@ -242,7 +243,7 @@ def test_local_pool_killed_worker_then_rerun_does_only_the_rest(tmp_path, tiny_m
     t0 = time.monotonic()
     while not list(parts.glob("part-*.mp4.json")) and time.monotonic() - t0 < 120:
         time.sleep(0.02)  # one part finished, then a worker dies inside the next
-    _kill_a_worker_mid_chunk(parts)
+    _kill_a_worker_mid_chunk(parts, proc.pid)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2 and "worker process died" in err and "run the same command again" in err, err
     assert not out.exists()
@@ -293,7 +294,7 @@ def test_ray_retries_a_killed_workers_chunk(tmp_path, tiny_model_path, style_ima
     assert clean.returncode == 0, clean.stderr
     proc = subprocess.Popen([sys.executable, "-m", "realtime", *map(str, base), "-o", str(tmp_path / "killed.mp4")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _kill_a_worker_mid_chunk(tmp_path / "killed.mp4.parts", timeout=300)
+    _kill_a_worker_mid_chunk(tmp_path / "killed.mp4.parts", proc.pid, timeout=300)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     killed = json.loads(out)

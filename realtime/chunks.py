@@ -37,7 +37,7 @@ from pathlib import Path
 
 from .errors import BadVideoError, StylizeError
 from .media import MediaInput, Muxer, import_av
-from .outputs import OutputFile
+from .outputs import OutputFile, write_text_atomic
 
 DETERMINISTIC_OPTIONS = {"bf": "0"}  # libx264 reads "bf" (an unknown "bframes" key is silently ignored)
 
@@ -206,10 +206,7 @@ def run_chunk(task: ChunkTask, process: Callable, reset: Callable[[], None] | No
     result = {"chunk": chunk.index, "frames": written, "sha256": digest.hexdigest(), "pid": os.getpid()}
     # written whole or not at all: a kill while writing must not leave a record that a rerun reads
     # as damaged (it would redo a finished part) or that another process sees half-written
-    record = parts / f"{chunk.name}.json"
-    tmp = record.with_name(record.name + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, record)
+    write_text_atomic(parts / f"{chunk.name}.json", json.dumps(result))
     return result
 
 

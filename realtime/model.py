@@ -139,14 +139,24 @@ def upgrade_decoder_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 def save_student(encoder: nets.Encoder, decoder: nets.Decoder, cfg: nets.StudentConfig, path: str | os.PathLike,
                  metadata: dict[str, str] | None = None) -> Path:
     """Write a student pair as one safetensors file that ``load_student`` reads back."""
+    tensors = {f"encoder.{k}": v.detach() for k, v in encoder.layers.state_dict().items()}
+    tensors.update({f"decoder.{k}": v.detach() for k, v in decoder.state_dict().items()})
+    return write_student(tensors, cfg.to_dict(), path, metadata)
+
+
+def write_student(tensors: dict[str, torch.Tensor], student: dict, path: str | os.PathLike,
+                  metadata: dict[str, str] | None = None) -> Path:
+    """The file format ``load_student`` reads: "encoder.*" / "decoder.*" tensors, the student
+    config as JSON in the metadata. Written under a temporary name and renamed, so a crash
+    never leaves half a model under the final name."""
     from safetensors.torch import save_file
 
-    tensors = {f"encoder.{k}": v.detach().contiguous() for k, v in encoder.layers.state_dict().items()}
-    tensors.update({f"decoder.{k}": v.detach().contiguous() for k, v in decoder.state_dict().items()})
-    meta = {"format": "realtime-style-student", "student": json.dumps(cfg.to_dict()), **(metadata or {})}
+    meta = {"format": "realtime-style-student", "student": json.dumps(student), **(metadata or {})}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    os.replace(tmp, path)
     return path
 
 

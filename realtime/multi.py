@@ -13,7 +13,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from .errors import InputNotFoundError, OutputError, StylizeError
 from .images import IMAGE_SUFFIXES
+from .outputs import write_text_atomic
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts"}
 MANIFEST = ".realtime-batch.json"
@@ -114,9 +114,7 @@ class Manifest:
 
     def record(self, item: Item, key: str) -> None:
         self.entries[item.output.name] = {"key": key, "input": str(item.input), "frames": item.frames}
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.entries, indent=1))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(self.entries, indent=1))
 
 
 def run_batch(items: list[Item], settings: dict, do_item: Callable[[Item], None],

@@ -15,6 +15,15 @@ from pathlib import Path
 from .errors import OutputError
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a small text file (a record, a manifest) whole or not at all: a temporary name
+    beside it (per process, so two writers never share one), then a rename."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def same_file(a: Path, b: Path) -> bool:
     """True when a and b are one file (one path, a symlink to it, or a hard link)."""
     try:

@@ -23,7 +23,7 @@ from .chunks import (ChunkTask, chunk_summary, join_parts, part_done, part_recor
 from .engines import WorkerSpec, default_threads, run_local, run_ray
 from .jobs import VideoSummary, check_suffix, default_output
 from .media import MediaInput
-from .outputs import OutputFile
+from .outputs import OutputFile, write_text_atomic
 from .progress import Progress
 from .temporal import TemporalConfig
 
@@ -141,9 +141,7 @@ class ChunkedVideoJob:
                 shutil.rmtree(self.parts_dir)
         self.parts_dir.mkdir(exist_ok=True)
         if not plan.exists():  # whole or absent, as the part records: a half plan would discard finished parts
-            tmp = plan.with_name("plan.json.tmp")
-            tmp.write_text(json.dumps(identity))
-            os.replace(tmp, plan)
+            write_text_atomic(plan, json.dumps(identity))
 
 
 def _settings_hash(spec: WorkerSpec) -> str:

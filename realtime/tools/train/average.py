@@ -7,7 +7,6 @@ at once, at no cost in speed. Only files of the same student config and tensor n
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -21,10 +20,9 @@ def average_models(paths: list[str | os.PathLike], out: str | os.PathLike,
     """Write the weighted mean of the tensors of ``paths`` (our safetensors models) to ``out``.
 
     weights: one non-negative number per file (normalised to sum 1); equal weights when None.
-    The inputs are only read; ``out`` must not be one of them and is written by rename, so a
-    failure leaves no half-written file."""
-    from ...model import _read_student
-    from safetensors.torch import save_file
+    The inputs are only read; ``out`` must not be one of them and is written by rename
+    (``write_student``), so a failure leaves no half-written file."""
+    from ...model import _read_student, write_student
 
     paths = [Path(p) for p in paths]
     out = Path(out)
@@ -51,14 +49,8 @@ def average_models(paths: list[str | os.PathLike], out: str | os.PathLike,
                                f"differ); only checkpoints of one network can be averaged")
         for k, t in tensors.items():
             acc[k] = acc.get(k, 0) + t.double() * (w / total)
-    merged = {k: v.to(dtypes[k]).contiguous() for k, v in acc.items()}
-    meta = {"format": "realtime-style-student", "student": json.dumps(first_cfg),
-            "steps": "weight average of " + ", ".join(f"{p.name} x {w / total:.3g}" for p, w in zip(paths, weights))}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    save_file(merged, str(tmp), metadata=meta)
-    os.replace(tmp, out)
-    return out
+    steps = "weight average of " + ", ".join(f"{p.name} x {w / total:.3g}" for p, w in zip(paths, weights))
+    return write_student({k: v.to(dtypes[k]) for k, v in acc.items()}, first_cfg, out, {"steps": steps})
 
 
 def main(argv: list[str] | None = None) -> None:
